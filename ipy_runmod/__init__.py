@@ -1,0 +1,40 @@
+"""Run a module like `python -m`, inside IPython and Jupyter: `%load_ext ipy_runmod`.
+
+The core (`run_module`, `run`, `RunResult`) needs no IPython; the magics are imported
+only when the extension is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._core import NotRunnable, last_result, merge_into, run, run_module
+from ._result import RunResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NotRunnable",
+    "RunResult",
+    "__version__",
+    "last_result",
+    "load_ipython_extension",
+    "merge_into",
+    "run",
+    "run_module",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """`%load_ext ipy_runmod`: register `%runmod` and `%%runmod`."""
+    from .magics import RunModMagics
+
+    shell.register_magics(RunModMagics)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """`%unload_ext ipy_runmod`: remove the magics again."""
+    from .magics import unload
+
+    unload(shell)

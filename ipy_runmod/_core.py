@@ -1,0 +1,315 @@
+"""Finding a module and running it the way `python -m` and `runpy.run_module` do.
+
+Nothing here imports IPython: the magic is a thin layer over `run`, and `run_module`
+is a drop-in for `runpy.run_module`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import pkgutil
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
+from types import CodeType, ModuleType, TracebackType
+from typing import Any
+
+from ._result import RunResult, exit_code_of
+
+__all__ = [
+    "NotRunnable",
+    "Target",
+    "exit_code_of",
+    "find_module",
+    "last_result",
+    "merge_into",
+    "run",
+    "run_module",
+    "submodule_names",
+]
+
+#: Held while `sys.argv` / `sys.modules` are changed for a run. Re-entrant, so a module may
+#: itself run another module; runs from other threads wait instead of seeing our state.
+SYS_LOCK = threading.RLock()
+
+_MISSING: Any = object()
+_last: RunResult | None = None
+
+
+class NotRunnable(ImportError):
+    """The module cannot be run: not found, a package without `__main__`, a bad name...
+
+    The message is the one `runpy` gives. `missing` names the module that could not be
+    found when that is the reason, else it is None.
+    """
+
+    def __init__(self, message: str, *, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class Target:
+    """A module found and ready to run."""
+
+    name: str  #: the module whose code runs: `pkg.__main__` for a package `pkg`
+    spec: ModuleSpec
+    code: CodeType
+
+
+def find_module(mod_name: str) -> Target:
+    """Find `mod_name` exactly as `runpy.run_module` does, importing its parent packages.
+
+    Raises `NotRunnable` where runpy raises its own `ImportError`; any other error (say,
+    an exception inside a parent package's `__init__`) propagates unchanged.
+    """
+    if mod_name.startswith("."):
+        raise NotRunnable("Relative module names not supported")
+    pkg_name, _, _ = mod_name.rpartition(".")
+    if pkg_name:
+        # Import the parent first so that its own initialisation errors are not
+        # mistaken for "not found".
+        try:
+            __import__(pkg_name)
+        except ImportError as e:
+            # A missing parent is reported by find_spec() below; anything else is real.
+            if e.name is None or (e.name != pkg_name and not pkg_name.startswith(e.name + ".")):
+                raise
+        existing = sys.modules.get(mod_name)
+        if existing is not None and not hasattr(existing, "__path__"):
+            warnings.warn(
+                RuntimeWarning(
+                    f"{mod_name!r} found in sys.modules after import of package "
+                    f"{pkg_name!r}, but prior to execution of {mod_name!r}; "
+                    "this may result in unpredictable behaviour"
+                ),
+                stacklevel=1,  # as runpy: the warning points at the runner
+            )
+    try:
+        spec = importlib.util.find_spec(mod_name)
+    except (ImportError, AttributeError, TypeError, ValueError) as ex:
+        msg = (
+            f"Error while finding module specification for {mod_name!r} ({type(ex).__name__}: {ex})"
+        )
+        if mod_name.endswith(".py"):
+            msg += f". Try using '{mod_name[:-3]}' instead of '{mod_name}' as the module name."
+        missing = ex.name if isinstance(ex, ModuleNotFoundError) else None
+        raise NotRunnable(msg, missing=missing) from ex
+    if spec is None:
+        raise NotRunnable(f"No module named {mod_name}", missing=mod_name)
+    if spec.submodule_search_locations is not None:
+        if mod_name == "__main__" or mod_name.endswith(".__main__"):
+            raise NotRunnable("Cannot use package as __main__ module")
+        try:
+            return find_module(mod_name + ".__main__")
+        except NotRunnable as e:
+            if mod_name not in sys.modules:
+                raise  # nothing was imported: being a package is irrelevant
+            raise NotRunnable(
+                f"{e}; {mod_name!r} is a package and cannot be directly executed"
+            ) from None
+    loader = spec.loader
+    if loader is None:
+        raise NotRunnable(f"{mod_name!r} is a namespace package and cannot be executed")
+    try:
+        code = loader.get_code(mod_name)  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise NotRunnable(format(e)) from e
+    if code is None:
+        raise NotRunnable(f"No code object available for {mod_name}")
+    return Target(mod_name, spec, code)
+
+
+def _set_special_globals(run_globals: dict[str, Any], run_name: str, spec: ModuleSpec) -> None:
+    # Exactly runpy's `_run_code`: these override whatever init_globals held.
+    run_globals.update(
+        __name__=run_name,
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __doc__=None,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+    )
+
+
+@contextmanager
+def _sys_altered(run_name: str, module: ModuleType, argv: list[str]) -> Iterator[None]:
+    """`sys.argv` and `sys.modules[run_name]` set for the run, and put back after it."""
+    saved_argv = sys.argv
+    saved_module = sys.modules.get(run_name, _MISSING)
+    try:
+        sys.argv = argv
+        sys.modules[run_name] = module
+        yield
+    finally:
+        sys.argv = saved_argv
+        if saved_module is _MISSING:
+            sys.modules.pop(run_name, None)
+        else:
+            sys.modules[run_name] = saved_module
+
+
+def _from_module_code(tb: TracebackType | None, code: CodeType) -> TracebackType | None:
+    """The traceback from the module's own frame on: runner frames say nothing to the user."""
+    start = tb
+    while start is not None and start.tb_frame.f_code is not code:
+        start = start.tb_next
+    return start or tb
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _bound_names(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names the module bound: new, or bound to another object than the one it was given."""
+    return tuple(
+        name
+        for name, value in run_globals.items()
+        if not _is_dunder(name) and given.get(name, _MISSING) is not value
+    )
+
+
+def run(
+    mod_name: str,
+    init_globals: Mapping[str, Any] | None = None,
+    *,
+    run_name: str | None = None,
+    args: Sequence[str] = (),
+    alter_sys: bool = True,
+) -> RunResult:
+    """Run `mod_name` like `python -m mod_name *args` and return a `RunResult`.
+
+    The module runs in a new namespace pre-filled from `init_globals`, which is never
+    changed. With `alter_sys`, `sys.argv` is `[module file, *args]` and the module is
+    registered in `sys.modules` under `run_name` for the duration of the run.
+
+    A failure inside the module does not raise: it is `result.exception`, with the
+    globals bound until then in the result. `KeyboardInterrupt` (and any other
+    `BaseException` that is not an `Exception` or `SystemExit`) is re-raised once `sys`
+    is restored. Errors in finding the module (`NotRunnable`, or an error from a parent
+    package's `__init__`) raise before anything runs.
+    """
+    global _last
+    target = find_module(mod_name)
+    run_name = target.name if run_name is None else run_name
+    # The namespace is a real module's __dict__, so that what the module defines can be
+    # found through sys.modules (pickle, dataclasses, inspect) while it runs.
+    module = ModuleType(run_name)
+    run_globals = module.__dict__
+    argv = [str(target.spec.origin), *args] if alter_sys else None
+    exception: BaseException | None = None
+    with SYS_LOCK if alter_sys else nullcontext():
+        with _sys_altered(run_name, module, argv) if argv is not None else nullcontext():
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                if init_globals is not None:
+                    run_globals.update(init_globals)
+                _set_special_globals(run_globals, run_name, target.spec)
+                exec(target.code, run_globals)
+            except BaseException as exc:
+                exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    result = RunResult(
+        module=mod_name,
+        run_name=run_name,
+        spec=target.spec,
+        argv=argv,
+        globals=run_globals,
+        bound=_bound_names(run_globals, init_globals or {}),
+        elapsed=wall,
+        cpu_time=cpu,
+        exception=exception,
+    )
+    _last = result
+    if exception is not None and not isinstance(exception, (Exception, SystemExit)):
+        raise exception
+    return result
+
+
+def run_module(
+    mod_name: str,
+    init_globals: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+    alter_sys: bool = False,
+) -> dict[str, Any]:
+    """Drop-in for `runpy.run_module`: same arguments, globals, exceptions and warnings.
+
+    With `alter_sys`, `sys.argv[0]` is the module's file and `sys.modules[run_name]` the
+    running module, both restored afterwards (under a lock, so threads are safe too).
+    """
+    try:
+        result = run(
+            mod_name,
+            init_globals,
+            run_name=run_name,
+            args=sys.argv[1:],
+            alter_sys=alter_sys,
+        )
+    except NotRunnable as e:
+        raise ImportError(str(e)) from e.__cause__
+    if result.exception is not None:
+        raise result.exception
+    # Like runpy: a copy when the temporary module was in sys.modules, else the dict itself.
+    return dict(result.globals) if alter_sys else result.globals
+
+
+def last_result() -> RunResult | None:
+    """The `RunResult` of the most recent run in this process (failed runs too)."""
+    return _last
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def merge_into(
+    namespace: MutableMapping[str, Any],
+    result: RunResult,
+    *,
+    skip: Mapping[str, Any] | frozenset[str] = frozenset(),
+    only: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """Copy the names the module bound into `namespace`; return them (also as `result.merged`).
+
+    Dunders are never copied; nor are names in `skip`, names not matching `only` (when
+    given) or names matching `exclude`. Names the module deleted stay in `namespace`.
+    """
+    names = tuple(
+        name
+        for name in result.bound
+        if name in result.globals
+        and name not in skip
+        and (not only or _matches(name, only))
+        and not _matches(name, exclude)
+    )
+    for name in names:
+        namespace[name] = result.globals[name]
+    result.merged = names
+    return names
+
+
+def submodule_names(package: str | None) -> list[str]:
+    """Names importable directly inside `package`, or at the top level when None.
+
+    Only the package's parents are imported (to find it), never the package itself
+    nor anything in it.
+    """
+    if package is None:
+        found = {m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names)
+        return sorted(found)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return sorted({m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)})

@@ -1,0 +1,324 @@
+"""The `%runmod` / `%%runmod` magic: parse the line, call the core, merge, report."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import shlex
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Unicode
+
+from . import _core
+from ._result import RunResult
+
+
+class ModuleExit(Exception):
+    """The module called `sys.exit()` with a non-zero status or a message.
+
+    Shown as one line, like a failing command in a shell; the cell fails and the
+    kernel keeps running. The original `SystemExit` is the `__cause__`.
+    """
+
+    def __init__(self, module: str, exit: SystemExit) -> None:
+        status = _core.exit_code_of(exit)
+        detail = f": {exit.code}" if not isinstance(exit.code, int) else ""
+        super().__init__(f"{module} exited with status {status}{detail}")
+        self.module = module
+        self.code = exit.code
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+@dataclass
+class Options:
+    """A `%runmod` line, parsed, with the configured defaults filled in."""
+
+    module: str
+    args: list[str]
+    run_name: str | None
+    isolated: bool
+    merge: bool
+    only: list[str]
+    exclude: list[str]
+    result: bool
+    alter_sys: bool
+
+
+def _patterns(values: list[str] | None) -> list[str]:
+    return [p.strip() for value in values or () for p in value.split(",") if p.strip()]
+
+
+def _check_module_name(name: str) -> None:
+    if name.startswith("."):
+        raise UsageError(
+            f"relative module names are not supported: {name!r}; give the absolute "
+            "dotted name, e.g. 'pkg.analysis'"
+        )
+    if name.endswith(".py") or "/" in name or "\\" in name:
+        raise UsageError(
+            f"{name!r} looks like a file path; %runmod takes a module name such as "
+            "'pkg.analysis' (use %run for files)"
+        )
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise UsageError(f"{name!r} is not a valid module name")
+
+
+def _did_you_mean(missing: str) -> str:
+    parent, _, leaf = missing.rpartition(".")
+    candidates = _core.submodule_names(parent or None)
+    close = difflib.get_close_matches(leaf, candidates, n=1, cutoff=0.7)
+    if not close:
+        return ""
+    return f"; did you mean {'.'.join(filter(None, [parent, close[0]]))!r}?"
+
+
+def _not_runnable_message(module: str, error: _core.NotRunnable) -> str:
+    if error.missing is not None:
+        return f"No module named {error.missing!r}{_did_you_mean(error.missing)}"
+    return f"cannot run {module!r}: {error}"
+
+
+def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback after the runner's own frames (the cell, IPython and ipy_runmod)."""
+    seen_runner = False
+    while tb is not None:
+        is_runner = tb.tb_frame.f_globals.get("__name__", "").startswith(__package__ or "")
+        if seen_runner and not is_runner:
+            return tb
+        seen_runner = seen_runner or is_runner
+        tb = tb.tb_next
+    return None
+
+
+@magics_class
+class RunModMagics(Magics):
+    """`%runmod`: run a module like `python -m`, inside the session."""
+
+    merge = Bool(
+        False, help="Merge the names a module binds into the namespace after every run."
+    ).tag(config=True)
+    run_name = Unicode(
+        None,
+        allow_none=True,
+        help="Default `__name__` for runs; None keeps runpy's (the module's own name).",
+    ).tag(config=True)
+    isolated = Bool(False, help="Run modules in a fresh namespace instead of the notebook's.").tag(
+        config=True
+    )
+    alter_sys = Bool(
+        True, help="Set sys.argv and register the module in sys.modules during a run."
+    ).tag(config=True)
+
+    @magic_arguments()
+    @argument("module", help="The absolute dotted name of the module or package to run.")
+    @argument(
+        "-n",
+        "--run-name",
+        metavar="NAME",
+        help="The value of __name__ in the module. By default it is the module's own "
+        "name, or 'pkg.__main__' for a package, as with runpy.run_module.",
+    )
+    @argument(
+        "--main",
+        action="store_true",
+        help="Run with __name__ set to '__main__', as `python -m` does, so that "
+        '`if __name__ == "__main__":` blocks run. Short for --run-name __main__.',
+    )
+    @argument(
+        "--isolated",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Start the module from a fresh namespace, as under `python -m`, instead "
+        "of one pre-filled with the notebook's variables.",
+    )
+    @argument(
+        "--merge",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="After the run, copy the names the module bound (new names, or names "
+        "rebound to other objects) into the notebook. Dunder names and IPython's "
+        "hidden names are never copied. A failed run merges what it bound before "
+        "failing, then the error is raised.",
+    )
+    @argument(
+        "--only",
+        metavar="PATTERNS",
+        action="append",
+        help="Merge only these names: comma-separated names or fnmatch patterns such "
+        "as 'result*,table'. Implies --merge. May be given more than once.",
+    )
+    @argument(
+        "--exclude",
+        metavar="PATTERNS",
+        action="append",
+        help="Never merge these names (same form as --only).",
+    )
+    @argument(
+        "-o",
+        "--result",
+        action="store_true",
+        help="Return the RunResult as the value of the magic: `res = %%runmod -o mod`. "
+        "Without it the magic returns None; ipy_runmod.last_result() always has it.",
+    )
+    @argument(
+        "--alter-sys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--no-alter-sys leaves sys.argv and sys.modules alone during the run "
+        "(runpy's alter_sys=False); module arguments then cannot be given.",
+    )
+    @line_cell_magic
+    def runmod(self, line: str, cell: str | None = None) -> RunResult | None:
+        """Run a module the way `python -m` does, inside this session.
+
+        %runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]
+        %%runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]  (cell body: parameters)
+
+        `%runmod pkg.analysis --main -- --alpha 0.5` is `python -m pkg.analysis
+        --alpha 0.5`, run in this kernel: the module is found by the import system
+        (a package runs its __main__ submodule, relative imports work, the code is
+        read afresh so edits are picked up) and runs in a new namespace pre-filled
+        with the notebook's variables, exactly as runpy.run_module(mod,
+        init_globals=notebook) would. The notebook itself is not changed unless
+        --merge is given.
+
+        While the module runs, sys.argv is [module file, ARG ...] (the kernel's own
+        arguments never reach the module's argparse), and the module is registered
+        in sys.modules under its run name, so pickle, dataclasses, inspect and
+        `import __main__` work for what it defines. Both are restored afterwards,
+        whatever happens.
+
+        Options may stand before or after MODULE. Everything after the first bare
+        `--` is passed to the module as its arguments; any other word after MODULE
+        is an error. Words are split like a shell (quote with ' or "), and
+        {expression} / $name are expanded from the notebook as for %run ({{ and $$
+        give a literal brace or dollar).
+
+        Errors: an exception in the module fails the cell, with a traceback that
+        starts in the module (%debug works); sys.exit(0) is a success, a non-zero
+        exit fails the cell with one line (ModuleExit). A misspelt module gives a
+        UsageError with a suggestion.
+
+        Settings (ipython_config.py or %config): RunModMagics.merge,
+        RunModMagics.run_name, RunModMagics.isolated, RunModMagics.alter_sys. A flag
+        on the line wins over the setting (--no-merge, --no-isolated, --alter-sys).
+
+        Examples:
+
+            %runmod pkg.analysis --main
+            %runmod pkg.analysis --merge --only 'result*'
+            %runmod pkg.cli --main -- --input data.csv --title 'a b'
+            %runmod pkg.sweep -- --alpha {alpha}
+            res = %runmod -o pkg.analysis
+            %runmod pkg.analysis --isolated --no-alter-sys
+        """
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
+        assert self.shell is not None
+        opts = self._parse(line)
+        namespace = self.shell.user_ns
+        init_globals: dict[str, Any] | None = None if opts.isolated else namespace
+        try:
+            result = _core.run(
+                opts.module,
+                init_globals,
+                run_name=opts.run_name,
+                args=opts.args,
+                alter_sys=opts.alter_sys,
+            )
+        except _core.NotRunnable as e:
+            raise UsageError(_not_runnable_message(opts.module, e)) from None
+        except BaseException as e:
+            self._show_from_user_code(e)
+            raise
+        if opts.merge:
+            _core.merge_into(
+                namespace,
+                result,
+                skip=self.shell.user_ns_hidden,
+                only=opts.only,
+                exclude=opts.exclude,
+            )
+        if not result.ok:
+            assert result.exception is not None
+            if isinstance(result.exception, SystemExit):
+                raise ModuleExit(opts.module, result.exception) from result.exception
+            self._show_from_user_code(result.exception)
+            raise result.exception
+        return result if opts.result else None
+
+    def _parse(self, line: str) -> Options:
+        try:
+            words = shlex.split(line)
+        except ValueError as e:  # "No closing quotation" and the like
+            raise UsageError(f"cannot split the %runmod line: {e}") from None
+        args: list[str] = []
+        if "--" in words:
+            at = words.index("--")
+            words, args = words[:at], words[at + 1 :]
+        parser = self.runmod.parser
+        parser.allow_abbrev = False  # `--mer` must not silently mean `--merge`
+        ns, extra = parser.parse_known_args(words)
+        if extra:
+            what = "option" if extra[0].startswith("-") else "argument"
+            raise UsageError(
+                f"unrecognized {what} {extra[0]!r}; module arguments go after `--`, "
+                f"as in: %runmod {ns.module} -- {' '.join(map(shlex.quote, extra))}"
+            )
+        _check_module_name(ns.module)
+        if ns.main and ns.run_name not in (None, "__main__"):
+            raise UsageError(f"--main contradicts --run-name {ns.run_name}; give one of them")
+        alter_sys = self.alter_sys if ns.alter_sys is None else ns.alter_sys
+        if args and not alter_sys:
+            raise UsageError("module arguments need sys.argv, which --no-alter-sys leaves alone")
+        only, exclude = _patterns(ns.only), _patterns(ns.exclude)
+        return Options(
+            module=ns.module,
+            args=args,
+            run_name="__main__" if ns.main else (ns.run_name or self.run_name),
+            isolated=self.isolated if ns.isolated is None else ns.isolated,
+            merge=bool(only) or (self.merge if ns.merge is None else ns.merge),
+            only=only,
+            exclude=exclude,
+            result=ns.result,
+            alter_sys=alter_sys,
+        )
+
+    def _show_from_user_code(self, exc: BaseException) -> None:
+        """Have IPython show `exc` from the user's code on, without runner frames.
+
+        `_render_traceback_` is IPython's hook for an exception to format itself; the
+        traceback object itself stays whole, so %debug and %pdb see every frame.
+        """
+        if hasattr(exc, "_render_traceback_"):
+            return
+        shell = self.shell
+        assert shell is not None
+
+        def render() -> list[str]:
+            tb = _runner_frames_skipped(exc.__traceback__) or exc.__traceback__
+            return list(shell.InteractiveTB.structured_traceback(type(exc), exc, tb, 0))
+
+        try:
+            exc._render_traceback_ = render  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            pass  # an exception type that refuses attributes: shown in full
+
+
+def unload(shell: Any) -> None:
+    """Remove the magics from `shell`."""
+    manager = shell.magics_manager
+    instance = manager.registry.pop(RunModMagics.__name__, None)
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("runmod", None)
+    if instance in shell.configurables:
+        shell.configurables.remove(instance)
+
+
+__all__ = ["ModuleExit", "RunModMagics", "unload"]
