@@ -1,0 +1,119 @@
+"""Run the whole test suite on every CPython 3.11+ found here; set-up included.
+
+    python3 tests/run.py [PYTEST ARGS...]
+
+For each interpreter (pyenv's versions and python3.X on PATH, one per minor version)
+this makes a virtual environment under .venvs/, installs ipy_runmod with its `test`
+extra, and runs pytest (unit, shell, kernel and nbval notebook tests). ruff and mypy
+run once. Exits non-zero if anything fails or no interpreter is found.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPPORTED = ("3.11", "3.12", "3.13")
+
+
+def interpreters() -> dict[str, str]:
+    """One interpreter per supported minor version: {"3.12": "/path/to/python3.12"}."""
+    candidates: list[str] = []
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
+        versions = Path(root, "versions")
+        if versions.is_dir():
+            candidates += [str(p / "bin" / "python") for p in sorted(versions.iterdir())]
+    candidates += [shutil.which(f"python{minor}") or "" for minor in SUPPORTED]
+    candidates.append(sys.executable)
+    found: dict[str, str] = {}
+    for exe in filter(None, candidates):
+        try:
+            out = subprocess.run(
+                [exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out in SUPPORTED:
+            found.setdefault(out, exe)
+    return dict(sorted(found.items()))
+
+
+def run(*cmd: str | Path) -> int:
+    print("$", " ".join(map(str, cmd)), flush=True)
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT).returncode
+
+
+def prepare(minor: str, exe: str) -> Path:
+    """A virtual environment for `exe` with ipy_runmod[test] installed, editable."""
+    venv = ROOT / ".venvs" / f"py{minor}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([exe, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[test]",
+        ],
+        check=True,
+    )
+    return python
+
+
+def counts(report: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) from a JUnit XML report."""
+    if not report.exists():
+        return 0, 0, 0
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite[0]
+    total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    return total - failed - skipped, failed, skipped
+
+
+def main(pytest_args: list[str]) -> int:
+    found = interpreters()
+    if not found:
+        print(f"no CPython {', '.join(SUPPORTED)} interpreter found", file=sys.stderr)
+        return 1
+    print("interpreters:", ", ".join(f"{m} ({e})" for m, e in found.items()), flush=True)
+    status, totals, lines = 0, [0, 0, 0], []
+    for i, (minor, exe) in enumerate(found.items()):
+        python = prepare(minor, exe)
+        if i == 0:  # the linters' verdict does not depend on the interpreter
+            status |= run(python, "-m", "ruff", "check", ".")
+            status |= run(python, "-m", "ruff", "format", "--check", ".")
+            status |= run(python, "-m", "mypy")
+        report = ROOT / ".venvs" / f"junit-py{minor}.xml"
+        report.unlink(missing_ok=True)
+        code = run(python, "-m", "pytest", f"--junitxml={report}", *pytest_args)
+        status |= code
+        passed, failed, skipped = counts(report)
+        version = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
+        lines.append(
+            f"{version}: {passed} passed, {failed} failed, {skipped} skipped"
+            + ("" if code in (0,) else f" (pytest exit {code})")
+        )
+        for k, n in enumerate((passed, failed, skipped)):
+            totals[k] += n
+    print("\n".join(["", "ipy_runmod test suite, by interpreter:", *lines]))
+    print(f"total: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped", flush=True)
+    return 1 if status else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
