@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
@@ -274,20 +274,20 @@ def merge_into(
     namespace: MutableMapping[str, Any],
     result: RunResult,
     *,
-    skip: Mapping[str, Any] | frozenset[str] = frozenset(),
+    skip: Callable[[str], bool] = lambda name: False,
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Copy the names the module bound into `namespace`; return them (also as `result.merged`).
 
-    Dunders are never copied; nor are names in `skip`, names not matching `only` (when
-    given) or names matching `exclude`. Names the module deleted stay in `namespace`.
+    Never copied: dunders, names for which `skip(name)` is true, names not matching
+    `only` (when given) and names matching `exclude`. Names the module deleted stay.
     """
     names = tuple(
         name
         for name in result.bound
         if name in result.globals
-        and name not in skip
+        and not skip(name)
         and (not only or _matches(name, only))
         and not _matches(name, exclude)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import shlex
 from dataclasses import dataclass
 from types import TracebackType
@@ -83,6 +84,10 @@ def _not_runnable_message(module: str, error: _core.NotRunnable) -> str:
     if error.missing is not None:
         return f"No module named {error.missing!r}{_did_you_mean(error.missing)}"
     return f"cannot run {module!r}: {error}"
+
+
+# IPython's own history names: _, __, ___, _i, _ii, _iii, _i7, _7.
+_HISTORY_NAME = re.compile(r"_{1,3}|_i{1,3}|_i?\d+")
 
 
 def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
@@ -241,7 +246,7 @@ class RunModMagics(Magics):
             _core.merge_into(
                 namespace,
                 result,
-                skip=self.shell.user_ns_hidden,
+                skip=self._is_ipython_name,
                 only=opts.only,
                 exclude=opts.exclude,
             )
@@ -252,6 +257,11 @@ class RunModMagics(Magics):
             self._show_from_user_code(result.exception)
             raise result.exception
         return result if opts.result else None
+
+    def _is_ipython_name(self, name: str) -> bool:
+        """IPython's hidden names (In, Out, get_ipython...) and its history variables."""
+        assert self.shell is not None
+        return name in self.shell.user_ns_hidden or _HISTORY_NAME.fullmatch(name) is not None
 
     def _parse(self, line: str) -> Options:
         try:

@@ -1,0 +1,86 @@
+"""A real ipykernel of this interpreter, driven through jupyter_client, for the tests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipykernel.kernelspec import get_kernel_dict
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TIMEOUT = 60
+
+
+class _ThisInterpreter(KernelSpecManager):
+    """Always this interpreter's ipykernel, whatever kernelspecs the machine has."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(resource_dir="", **get_kernel_dict())
+
+
+@dataclass
+class Reply:
+    """What a user sees of one executed cell."""
+
+    content: dict[str, Any]
+    stdout: str = ""
+    stderr: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.content["status"])
+
+    @property
+    def traceback(self) -> str:
+        return _ANSI.sub("", "\n".join(self.content.get("traceback", [])))
+
+
+class Kernel:
+    def __init__(self, client: BlockingKernelClient, manager: KernelManager) -> None:
+        self.client = client
+        self.manager = manager
+
+    def execute(self, code: str, timeout: float = TIMEOUT) -> Reply:
+        msg_id = self.client.execute(code)
+        reply = Reply(content={})
+        while True:
+            msg = self.client.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    reply.stdout += content["text"]
+                else:
+                    reply.stderr += content["text"]
+            elif kind in ("execute_result", "display_data", "error"):
+                reply.outputs.append(content)
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        reply.content = self.client.get_shell_msg(timeout=timeout)["content"]
+        return reply
+
+    def complete(self, code: str, cursor_pos: int | None = None) -> list[str]:
+        self.client.complete(code, len(code) if cursor_pos is None else cursor_pos)
+        return list(self.client.get_shell_msg(timeout=TIMEOUT)["content"]["matches"])
+
+
+@contextmanager
+def running_kernel() -> Iterator[Kernel]:
+    manager = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisInterpreter())
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=TIMEOUT)
+        yield Kernel(client, manager)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

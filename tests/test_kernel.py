@@ -1,0 +1,107 @@
+"""What only a real kernel shows: reply status of failing cells, argv, and the session going on."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+from real_kernel import Kernel, running_kernel
+
+PACKAGE = {
+    "__init__.py": "",
+    "cli.py": """
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--alpha", type=float, default=1.0)
+        parser.add_argument("--title", default="")
+        args = parser.parse_args()
+        print(f"alpha={args.alpha} title={args.title!r}")
+    """,
+    "fails.py": """
+        partial = "kept"
+        def compute():
+            raise ValueError("no good")
+        compute()
+    """,
+    "exits.py": """
+        import sys
+        sys.exit(code)
+    """,
+    "uses_ns.py": "doubled = [2 * v for v in data]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    root = tmp_path_factory.mktemp("kernel_site")
+    for rel, text in PACKAGE.items():
+        path = root / "kpkg" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    with running_kernel() as k:
+        reply = k.execute(f"import sys; sys.path.insert(0, {str(root)!r})\n%load_ext ipy_runmod")
+        assert reply.status == "ok", reply.traceback
+        yield k
+
+
+def test_argparse_sees_only_its_own_arguments(kernel: Kernel) -> None:
+    assert "-f" in kernel.execute("import sys; print(sys.argv)").stdout  # the kernel's own argv
+    reply = kernel.execute("%runmod kpkg.cli --main -- --alpha 0.5 --title 'a b'")
+    assert reply.status == "ok", reply.traceback
+    assert reply.stdout == "alpha=0.5 title='a b'\n"
+    reply = kernel.execute("%runmod kpkg.cli --main")
+    assert reply.status == "ok", reply.traceback
+    assert reply.stdout == "alpha=1.0 title=''\n"
+
+
+def test_namespace_in_and_merge_back(kernel: Kernel) -> None:
+    reply = kernel.execute("data = [1, 2]\n%runmod kpkg.uses_ns --merge\nprint(doubled)")
+    assert reply.status == "ok" and reply.stdout == "[2, 4]\n"
+
+
+def test_usage_error_fails_the_cell(kernel: Kernel) -> None:
+    reply = kernel.execute("%runmod kpkg.clii")
+    assert reply.status == "error"
+    assert reply.content["ename"] == "UsageError"
+    assert "did you mean 'kpkg.cli'?" in reply.content["evalue"]
+
+
+def test_module_exception_fails_the_cell(kernel: Kernel) -> None:
+    reply = kernel.execute("%runmod kpkg.fails --merge\nprint('not reached')")
+    assert reply.status == "error"
+    assert (reply.content["ename"], reply.content["evalue"]) == ("ValueError", "no good")
+    assert "not reached" not in reply.stdout
+    tb = reply.traceback
+    assert "fails.py" in tb and "compute()" in tb
+    assert "runpy" not in tb and "ipy_runmod" not in tb and "run_line_magic" not in tb
+    assert kernel.execute("print(partial)").stdout == "kept\n"
+
+
+def test_nonzero_exit_fails_with_one_line_and_kernel_goes_on(kernel: Kernel) -> None:
+    reply = kernel.execute("code = 3\n%runmod kpkg.exits")
+    assert reply.status == "error"
+    assert reply.content["ename"] == "ModuleExit"
+    assert reply.traceback == "ModuleExit: kpkg.exits exited with status 3"
+    after = kernel.execute("print('alive')")
+    assert after.status == "ok" and after.stdout == "alive\n"
+
+
+def test_zero_exit_is_success(kernel: Kernel) -> None:
+    reply = kernel.execute("code = 0\n%runmod kpkg.exits\nprint('went on')")
+    assert reply.status == "ok" and reply.stdout == "went on\n"
+
+
+def test_result_displays_as_html(kernel: Kernel) -> None:
+    reply = kernel.execute("data = [3]\n%runmod -o kpkg.uses_ns")
+    assert reply.status == "ok"
+    (result,) = [o for o in reply.outputs if "data" in o]
+    assert "<table" in result["data"]["text/html"] and "doubled" in result["data"]["text/html"]
+    assert result["data"]["text/plain"].startswith("<RunResult kpkg.uses_ns as kpkg.uses_ns: ok")
+
+
+def test_kernel_argv_untouched(kernel: Kernel) -> None:
+    before = kernel.execute("print(sys.argv)").stdout
+    kernel.execute("%runmod kpkg.cli --main -- --alpha 2")
+    kernel.execute("%runmod kpkg.fails")
+    assert kernel.execute("print(sys.argv)").stdout == before

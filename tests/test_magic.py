@@ -1,0 +1,489 @@
+"""%runmod in a real IPython shell: options, namespace in and out, sys, errors."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import ipy_runmod
+from ipy_runmod.magics import ModuleExit
+
+ECHO = """
+import sys
+seen_argv = list(sys.argv)
+seen_name = __name__
+seen_spec = __spec__.name
+seen_package = __package__
+registered = sys.modules[__name__].__dict__ is globals()
+"""
+
+
+def runmod(ip: InteractiveShell, line: str) -> Any:
+    return ip.run_line_magic("runmod", line)
+
+
+def cell(ip: InteractiveShell, source: str) -> Any:
+    """Run a cell as a user would; return IPython's ExecutionResult."""
+    return ip.run_cell(source)
+
+
+@pytest.fixture
+def pkg(make_package: Any) -> str:
+    return make_package(
+        {
+            "__init__.py": "",
+            "__main__.py": "ran_main = True\n" + ECHO,
+            "echo.py": ECHO,
+            "helper.py": "factor = 10\n",
+            "uses_ns.py": """
+                from . import helper
+                total = sum(data) * helper.factor
+                data_is_given = data
+            """,
+            "mainblock.py": """
+                flag = "imported"
+                if __name__ == "__main__":
+                    flag = "main"
+            """,
+            "fails.py": """
+                before = 1
+                def inner():
+                    raise ValueError("bad value")
+                inner()
+                after = 2
+            """,
+            "exits.py": """
+                import sys
+                bound_before_exit = True
+                sys.exit(code)
+            """,
+            "binds.py": """
+                result_a = 1
+                result_b = [2]
+                other = "x"
+                _private = 3
+                __dunder__ = 4
+                In = "clobbered"
+                _ = "underscore"
+            """,
+        }
+    )
+
+
+def test_load_unload_reload(shell_session: InteractiveShell) -> None:
+    ip = shell_session
+    ip.run_line_magic("load_ext", "ipy_runmod")
+    assert "runmod" in ip.magics_manager.magics["line"]
+    assert "runmod" in ip.magics_manager.magics["cell"]
+    ip.run_line_magic("reload_ext", "ipy_runmod")
+    assert "runmod" in ip.magics_manager.magics["line"]
+    ip.run_line_magic("unload_ext", "ipy_runmod")
+    assert "runmod" not in ip.magics_manager.magics["line"]
+    assert "runmod" not in ip.magics_manager.magics["cell"]
+    assert not any(type(c).__name__ == "RunModMagics" for c in ip.configurables)
+    result = ip.run_cell("%runmod os")
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+def test_namespace_goes_in_not_back(ip: InteractiveShell, pkg: str, invariants: Any) -> None:
+    ip.user_ns["data"] = [1, 2, 3]
+    check = invariants()
+    res = runmod(ip, f"-o {pkg}.uses_ns")
+    assert res["total"] == 60
+    assert res["data_is_given"] is ip.user_ns["data"]
+    assert "total" not in ip.user_ns
+    check.check(run_names=(f"{pkg}.uses_ns",))
+
+
+def test_default_returns_none_like_run(ip: InteractiveShell, pkg: str) -> None:
+    assert runmod(ip, f"{pkg}.echo") is None
+    assert ipy_runmod.last_result() is not None
+    assert ipy_runmod.last_result().module == f"{pkg}.echo"
+
+
+def test_special_globals_and_run_names(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns.update(__spec__="notebook-spec", __package__="notebook-pkg")
+    res = runmod(ip, f"-o {pkg}.echo")
+    assert (res["seen_name"], res["seen_spec"], res["seen_package"]) == (
+        f"{pkg}.echo",
+        f"{pkg}.echo",
+        pkg,
+    )
+    res = runmod(ip, f"{pkg}.echo --run-name custom -o")
+    assert (res["seen_name"], res["seen_spec"]) == ("custom", f"{pkg}.echo")
+    res = runmod(ip, f"-n other {pkg}.echo -o")
+    assert res["seen_name"] == "other"
+    res = runmod(ip, f"{pkg}.echo --main -o")
+    assert res["seen_name"] == "__main__"
+    assert ip.user_ns["__spec__"] == "notebook-spec"
+    assert ip.user_ns["__package__"] == "notebook-pkg"
+
+
+def test_main_runs_main_block(ip: InteractiveShell, pkg: str) -> None:
+    assert runmod(ip, f"-o {pkg}.mainblock")["flag"] == "imported"
+    assert runmod(ip, f"{pkg}.mainblock --main -o")["flag"] == "main"
+    assert runmod(ip, f"{pkg}.mainblock --run-name __main__ -o")["flag"] == "main"
+
+
+def test_package_runs_its_main(ip: InteractiveShell, pkg: str) -> None:
+    res = runmod(ip, f"-o {pkg}")
+    assert res["ran_main"] is True
+    assert res["seen_name"] == f"{pkg}.__main__"
+    assert res["seen_spec"] == f"{pkg}.__main__"
+
+
+def test_module_arguments_after_double_dash(ip: InteractiveShell, pkg: str) -> None:
+    before = sys.argv
+    res = runmod(ip, f"{pkg}.echo --main -o -- --title 'a b' -x \"c d\" -- tail")
+    assert res["seen_argv"][1:] == ["--title", "a b", "-x", "c d", "--", "tail"]
+    assert res["seen_argv"][0] == res.file
+    assert res.argv == res["seen_argv"]
+    assert sys.argv is before
+
+
+def test_options_after_the_module_name(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns["x"] = 0
+    runmod(ip, f"{pkg}.binds --run-name __main__ --merge --only result_a")
+    assert ip.user_ns["result_a"] == 1
+    assert "result_b" not in ip.user_ns
+
+
+def test_brace_and_dollar_expansion(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns["alpha"] = 0.5
+    ip.user_ns["name"] = "some title"
+    cell(ip, f"res = %runmod -o {pkg}.echo -- --alpha {{alpha}} --name '$name' '{{{{x}}}}' $$y")
+    assert ip.user_ns["res"]["seen_argv"][1:] == [
+        "--alpha",
+        "0.5",
+        "--name",
+        "some title",
+        "{x}",
+        "$y",
+    ]
+
+
+def test_registered_in_sys_modules_during_run(ip: InteractiveShell, pkg: str) -> None:
+    main_before = sys.modules["__main__"]
+    res = runmod(ip, f"{pkg}.echo --main -o")
+    assert res["registered"] is True
+    assert sys.modules["__main__"] is main_before
+    res = runmod(ip, f"{pkg}.echo -o")
+    assert res["registered"] is True
+    assert f"{pkg}.echo" not in sys.modules
+
+
+def test_no_alter_sys(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package(
+        {
+            "__init__.py": "",
+            "m.py": """
+                import sys
+                seen_argv = sys.argv
+                registered = sys.modules.get(__name__)
+            """,
+        }
+    )
+    res = runmod(ip, f"{name}.m --no-alter-sys -o")
+    assert res["seen_argv"] is sys.argv
+    assert res["registered"] is None
+    assert res.argv is None
+    with pytest.raises(UsageError, match="--no-alter-sys"):
+        runmod(ip, f"{name}.m --no-alter-sys -- --flag")
+
+
+def test_pickle_dataclasses_inspect_and_import_main(
+    ip: InteractiveShell, make_package: Any
+) -> None:
+    name = make_package(
+        {
+            "__init__.py": "",
+            "defs.py": '''
+                from __future__ import annotations
+                import dataclasses, inspect, pickle, typing
+
+                @dataclasses.dataclass
+                class Point:
+                    x: int
+                    y: "int"
+
+                def area(p: Point) -> int:
+                    """Area."""
+                    return p.x * p.y
+
+                roundtrip = pickle.loads(pickle.dumps(Point(1, 2)))
+                hints = typing.get_type_hints(area)
+                source = inspect.getsource(area)
+                import __main__
+                main_is_me = __main__.__dict__ is globals()
+            ''',
+        }
+    )
+    res = runmod(ip, f"{name}.defs --main -o")
+    assert res["roundtrip"] == res["Point"](1, 2)
+    assert res["hints"]["p"] is res["Point"]
+    assert "return p.x * p.y" in res["source"]
+    assert res["main_is_me"] is True
+
+
+def test_isolated_sees_no_notebook_names(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns["data"] = [1]
+    result = cell(ip, f"%runmod --isolated {pkg}.uses_ns")
+    assert isinstance(result.error_in_exec, NameError)
+    assert "data" in str(result.error_in_exec)
+
+
+def test_merge_rules(ip: InteractiveShell, pkg: str, invariants: Any) -> None:
+    ip.user_ns["other"] = "notebook"
+    check = invariants()
+    runmod(ip, f"{pkg}.binds --merge")
+    assert ip.user_ns["result_a"] == 1 and ip.user_ns["result_b"] == [2]
+    assert ip.user_ns["other"] == "x"
+    assert ip.user_ns["_private"] == 3
+    assert "__dunder__" not in ip.user_ns
+    assert ip.user_ns["In"] != "clobbered"  # IPython's hidden names are never merged
+    assert ip.user_ns.get("_") != "underscore"
+    merged = ipy_runmod.last_result().merged
+    assert set(merged) == {"result_a", "result_b", "other", "_private"}
+    check.check(merged=merged)
+
+
+def test_merge_only_and_exclude_patterns(ip: InteractiveShell, pkg: str) -> None:
+    runmod(ip, f"{pkg}.binds --only 'result*' --exclude result_b")
+    assert ip.user_ns["result_a"] == 1
+    assert "result_b" not in ip.user_ns and "other" not in ip.user_ns
+    runmod(ip, f"{pkg}.binds --merge --exclude 'result*,_*'")
+    assert ip.user_ns["other"] == "x"
+    assert "_private" not in ip.user_ns and "result_b" not in ip.user_ns
+    runmod(ip, f"{pkg}.binds --only other --only _private")
+    assert ip.user_ns["_private"] == 3
+
+
+def test_unchanged_names_are_not_merged(ip: InteractiveShell, pkg: str) -> None:
+    data = [1, 2]
+    ip.user_ns["data"] = data
+    runmod(ip, f"{pkg}.uses_ns --merge")
+    assert ip.user_ns["data"] is data
+    assert "data" not in ipy_runmod.last_result().merged
+    assert "helper" in ipy_runmod.last_result().merged
+
+
+def test_deleted_names_stay(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package({"__init__.py": "", "d.py": "del keep\nnew = 1\n"})
+    ip.user_ns["keep"] = "still here"
+    runmod(ip, f"{name}.d --merge")
+    assert ip.user_ns["keep"] == "still here" and ip.user_ns["new"] == 1
+
+
+def test_notebook_dunders_never_overwritten(ip: InteractiveShell, pkg: str) -> None:
+    def dunders() -> dict[str, Any]:
+        return {k: v for k, v in ip.user_ns.items() if k.startswith("__") and k.endswith("__")}
+
+    before = dunders()
+    runmod(ip, f"{pkg}.echo --merge --main")
+    runmod(ip, f"{pkg}.echo --isolated --merge")
+    after = dunders()
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+    assert "__file__" not in ip.user_ns and "__cached__" not in ip.user_ns
+
+
+def test_failed_run_merges_partial_names_then_raises(
+    ip: InteractiveShell, pkg: str, invariants: Any
+) -> None:
+    check = invariants()
+    with pytest.raises(ValueError, match="bad value"):
+        runmod(ip, f"{pkg}.fails --merge")
+    assert ip.user_ns["before"] == 1 and "after" not in ip.user_ns
+    last = ipy_runmod.last_result()
+    assert last is not None and not last.ok and isinstance(last.exception, ValueError)
+    assert last["before"] == 1
+    check.check(merged=last.merged, run_names=(f"{pkg}.fails",))
+
+
+def test_failing_cell_traceback_starts_in_module(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = cell(ip, f"%runmod {pkg}.fails")
+    assert isinstance(result.error_in_exec, ValueError)
+    out = capsys.readouterr().out
+    assert "fails.py" in out and "inner()" in out and "bad value" in out
+    for runner in ("runpy", "_core.py", "magics.py", "interactiveshell.py", "run_line_magic"):
+        assert runner not in out, f"{runner} shown in traceback:\n{out}"
+    # The debugger sees the whole chain: the innermost frame is the module's.
+    tb = sys.last_traceback
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    assert tb.tb_frame.f_code.co_name == "inner"
+
+
+def test_debug_after_failure(
+    ip: InteractiveShell,
+    pkg: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cell(ip, f"%runmod {pkg}.fails")
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("p before\nq\n"))
+    ip.run_line_magic("debug", "")
+    out = capsys.readouterr().out
+    assert "fails.py" in out and "1" in out
+
+
+@pytest.mark.parametrize("code", ["0", "None"])
+def test_system_exit_zero_is_success(
+    ip: InteractiveShell, pkg: str, code: str, capsys: Any
+) -> None:
+    ip.user_ns["code"] = eval(code)
+    result = cell(ip, f"%runmod {pkg}.exits --merge")
+    assert result.success
+    assert ip.user_ns["bound_before_exit"] is True
+    assert "Traceback" not in capsys.readouterr().out
+    assert ipy_runmod.last_result().exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(2, "exited with status 2"), ("bad input", "exited with status 1: bad input")],
+)
+def test_system_exit_nonzero_fails_with_one_line(
+    ip: InteractiveShell, pkg: str, code: object, message: str, capsys: Any
+) -> None:
+    ip.user_ns["code"] = code
+    result = cell(ip, f"%runmod {pkg}.exits")
+    assert isinstance(result.error_in_exec, ModuleExit)
+    out = capsys.readouterr()
+    text = (out.out + out.err).strip()
+    assert text == f"ModuleExit: {pkg}.exits {message}"
+    assert cell(ip, "1 + 1").success  # the session goes on
+
+
+def test_keyboard_interrupt_restores_sys(
+    ip: InteractiveShell, make_package: Any, invariants: Any
+) -> None:
+    name = make_package({"__init__.py": "", "k.py": "partial = 1\nraise KeyboardInterrupt\n"})
+    check = invariants()
+    with pytest.raises(KeyboardInterrupt):
+        runmod(ip, f"{name}.k --main -- a b")
+    check.check()
+    assert ipy_runmod.last_result()["partial"] == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("", "the following arguments are required: module"),
+        ("--merge", "the following arguments are required: module"),
+        ("mod extra", "module arguments go after `--`"),
+        ("mod --bogus", "module arguments go after `--`"),
+        ("--bogus mod", "unrecognized option '--bogus'"),
+        ("mod --mer", "unrecognized option '--mer'"),
+        ("mod -n", "expected one argument"),
+        ("'unbalanced", "No closing quotation"),
+        (".relative", "relative module names are not supported"),
+        ("pkg/mod.py", "looks like a file path"),
+        ("1abc", "not a valid module name"),
+        ("mod --main -n other", "--main contradicts --run-name"),
+    ],
+)
+def test_usage_errors_are_one_line(ip: InteractiveShell, line: str, message: str) -> None:
+    before = dict(ip.user_ns)
+    with pytest.raises(UsageError) as info:
+        runmod(ip, line)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert ip.user_ns.keys() == before.keys()
+
+
+def test_module_not_found_suggests(ip: InteractiveShell, pkg: str) -> None:
+    with pytest.raises(UsageError) as info:
+        runmod(ip, f"{pkg}.uses_nss")
+    assert str(info.value) == f"No module named '{pkg}.uses_nss'; did you mean '{pkg}.uses_ns'?"
+    with pytest.raises(UsageError, match=r"No module named 'nosuchpkg_xyz'$"):
+        runmod(ip, "nosuchpkg_xyz.mod")
+    with pytest.raises(UsageError, match="did you mean 'collections'"):
+        runmod(ip, "colections")
+
+
+def test_package_without_main(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package({"__init__.py": "", "m.py": ""})
+    with pytest.raises(UsageError, match=f"'{name}' is a package and cannot be directly executed"):
+        runmod(ip, name)
+
+
+def test_error_inside_parent_init_propagates(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package({"__init__.py": "import missing_dependency_xyz\n", "m.py": ""})
+    result = cell(ip, f"%runmod {name}.m")
+    assert isinstance(result.error_in_exec, ModuleNotFoundError)
+    assert result.error_in_exec.name == "missing_dependency_xyz"
+
+
+def test_edits_are_picked_up(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package({"__init__.py": "", "m.py": "value = 1\n"})
+    assert runmod(ip, f"-o {name}.m")["value"] == 1
+    (make_package.root / name / "m.py").write_text("value = 'second'\n")
+    assert runmod(ip, f"-o {name}.m")["value"] == "second"
+
+
+def test_result_repr_and_html(ip: InteractiveShell, pkg: str) -> None:
+    res = runmod(ip, f"-o {pkg}.binds")
+    text = repr(res)
+    assert "\n" not in text and f"{pkg}.binds" in text and "ok" in text
+    assert "names bound" in text and "ms" in text
+    html = res._repr_html_()
+    assert "<table" in html and "result_b" in html and "list" in html
+    assert pickle.loads(pickle.dumps(res["result_b"])) == [2]
+
+
+def test_configuration_and_line_flags_win(ip: InteractiveShell, pkg: str) -> None:
+    ip.run_line_magic("config", "RunModMagics.merge = True")
+    runmod(ip, f"{pkg}.binds")
+    assert ip.user_ns["result_a"] == 1
+    del ip.user_ns["result_a"]
+    runmod(ip, f"{pkg}.binds --no-merge")
+    assert "result_a" not in ip.user_ns
+    ip.run_line_magic("config", "RunModMagics.run_name = '__main__'")
+    assert runmod(ip, f"{pkg}.echo -o")["seen_name"] == "__main__"
+    assert runmod(ip, f"{pkg}.echo -o -n given")["seen_name"] == "given"
+    ip.run_line_magic("config", "RunModMagics.isolated = True")
+    ip.user_ns["data"] = [1]
+    assert isinstance(cell(ip, f"%runmod {pkg}.uses_ns").error_in_exec, NameError)
+    assert runmod(ip, f"{pkg}.uses_ns --no-isolated -o")["total"] == 10
+    ip.run_line_magic("config", "RunModMagics.alter_sys = False")
+    assert runmod(ip, f"{pkg}.binds -o").argv is None
+    assert runmod(ip, f"{pkg}.echo -o --alter-sys")["registered"] is True
+
+
+def test_settings_from_ipython_config(shell_session: InteractiveShell, pkg: str) -> None:
+    ip = shell_session
+    ip.config.RunModMagics.merge = True  # as c.RunModMagics.merge = True in ipython_config.py
+    ip.run_line_magic("load_ext", "ipy_runmod")
+    try:
+        runmod(ip, f"{pkg}.binds")
+        assert ip.user_ns["result_a"] == 1
+    finally:
+        ip.run_line_magic("unload_ext", "ipy_runmod")
+        ip.config.pop("RunModMagics", None)
+        ip.run_line_magic("reset", "-f")
+
+
+def test_help_is_a_manual(ip: InteractiveShell) -> None:
+    doc = ip.find_line_magic("runmod").__doc__
+    assert "python -m" in doc
+    for option in (
+        "--run-name",
+        "--main",
+        "--isolated",
+        "--merge",
+        "--only",
+        "--exclude",
+        "--result",
+        "--no-alter-sys",
+        "Examples",
+    ):
+        assert option in doc
