@@ -20,6 +20,7 @@ from importlib.machinery import ModuleSpec
 from types import CodeType, ModuleType, TracebackType
 from typing import Any
 
+from ._codecache import get_code
 from ._result import RunResult, exit_code_of
 
 __all__ = [
@@ -118,7 +119,7 @@ def find_module(mod_name: str) -> Target:
     if loader is None:
         raise NotRunnable(f"{mod_name!r} is a namespace package and cannot be executed")
     try:
-        code = loader.get_code(mod_name)  # type: ignore[attr-defined]
+        code = get_code(mod_name, spec)
     except ImportError as e:
         raise NotRunnable(format(e)) from e
     if code is None:
