@@ -8,4 +8,5 @@ from types import CodeType
 
 def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     """The module's code, as its loader gives it (runpy's `loader.get_code`)."""
-    return spec.loader.get_code(mod_name)  # type: ignore[union-attr]
+    code: CodeType | None = spec.loader.get_code(mod_name)  # type: ignore[union-attr]
+    return code
