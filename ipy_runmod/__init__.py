@@ -28,9 +28,9 @@ __all__ = [
 
 def load_ipython_extension(shell: Any) -> None:
     """`%load_ext ipy_runmod`: register `%runmod` and `%%runmod`."""
-    from .magics import RunModMagics
+    from .magics import load
 
-    shell.register_magics(RunModMagics)
+    load(shell)
 
 
 def unload_ipython_extension(shell: Any) -> None:

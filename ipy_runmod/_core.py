@@ -25,11 +25,14 @@ from ._result import RunResult, exit_code_of
 
 __all__ = [
     "NotRunnable",
+    "Plan",
     "Target",
+    "bound_names",
     "exit_code_of",
     "find_module",
     "last_result",
     "merge_into",
+    "plan",
     "run",
     "run_module",
     "submodule_names",
@@ -169,7 +172,7 @@ def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-def _bound_names(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
+def bound_names(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
     """Names the module bound: new, or bound to another object than the one it was given."""
     return tuple(
         name
@@ -224,7 +227,7 @@ def run(
         spec=target.spec,
         argv=argv,
         globals=run_globals,
-        bound=_bound_names(run_globals, init_globals or {}),
+        bound=bound_names(run_globals, init_globals or {}),
         elapsed=wall,
         cpu_time=cpu,
         exception=exception,
@@ -314,3 +317,48 @@ def submodule_names(package: str | None) -> list[str]:
     if spec is None or spec.submodule_search_locations is None:
         return []
     return sorted({m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `run` would do for a module, found but not executed (`%runmod --which`)."""
+
+    module: str  #: the name as given
+    target: str  #: the module whose code would run: `pkg.__main__` for a package
+    run_name: str
+    file: str | None
+    loader: str
+    package_main: bool  #: True when a package's `__main__` submodule would run
+    argv: list[str] | None  #: the module's sys.argv, or None when sys is left alone
+
+    def __str__(self) -> str:
+        rows = {
+            "module": self.module,
+            "runs": self.target + (" (the package's __main__)" if self.package_main else ""),
+            "run name": self.run_name,
+            "file": self.file,
+            "loader": self.loader,
+            "argv": "sys.argv left alone" if self.argv is None else repr(self.argv),
+        }
+        return "\n".join(f"{key + ':':<10} {value}" for key, value in rows.items())
+
+
+def plan(
+    mod_name: str,
+    *,
+    run_name: str | None = None,
+    args: Sequence[str] = (),
+    alter_sys: bool = True,
+) -> Plan:
+    """Find `mod_name` as `run` would (importing its parent packages) without running it."""
+    target = find_module(mod_name)
+    loader = target.spec.loader
+    return Plan(
+        module=mod_name,
+        target=target.name,
+        run_name=target.name if run_name is None else run_name,
+        file=target.spec.origin,
+        loader=type(loader).__name__ if loader is not None else "None",
+        package_main=target.name != mod_name,
+        argv=[str(target.spec.origin), *args] if alter_sys else None,
+    )

@@ -10,12 +10,20 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from IPython.core.completer import (
+    CompletionContext,
+    SimpleCompletion,
+    SimpleMatcherResult,
+    context_matcher,
+)
+from IPython.core.completerlib import get_root_modules
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Unicode
 
 from . import _core
+from ._reload import note_imports, reload_changed
 from ._result import RunResult
 
 
@@ -50,6 +58,9 @@ class Options:
     exclude: list[str]
     result: bool
     alter_sys: bool
+    time: bool
+    which: bool
+    reload: bool
 
 
 def _patterns(values: list[str] | None) -> list[str]:
@@ -102,6 +113,10 @@ def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
     return None
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 @magics_class
 class RunModMagics(Magics):
     """`%runmod`: run a module like `python -m`, inside the session."""
@@ -120,6 +135,12 @@ class RunModMagics(Magics):
     alter_sys = Bool(
         True, help="Set sys.argv and register the module in sys.modules during a run."
     ).tag(config=True)
+    reload = Bool(
+        False, help="Before every run, reload the changed modules of the target's package."
+    ).tag(config=True)
+    show_time = Bool(False, help="After every run, print its wall-clock and CPU time.").tag(
+        config=True
+    )
 
     @magic_arguments()
     @argument("module", help="The absolute dotted name of the module or package to run.")
@@ -173,6 +194,30 @@ class RunModMagics(Magics):
         "Without it the magic returns None; ipy_runmod.last_result() always has it.",
     )
     @argument(
+        "-t",
+        "--time",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="After the run, print its wall-clock and CPU time (every RunResult has "
+        "them as .elapsed and .cpu_time).",
+    )
+    @argument(
+        "--which",
+        action="store_true",
+        help="Print what would run (module, run name, file, loader, whether a "
+        "package's __main__ runs, argv) and run nothing. Parent packages are "
+        "imported to find the module, as `python -m` does. With -o, return it.",
+    )
+    @argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Before the run, reload every already-imported module of the target's "
+        "top-level package whose source changed since it was loaded (parents "
+        "first), and say which. If one fails to reload, its error is raised and "
+        "the module does not run.",
+    )
+    @argument(
         "--alter-sys",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -180,7 +225,7 @@ class RunModMagics(Magics):
         "(runpy's alter_sys=False); module arguments then cannot be given.",
     )
     @line_cell_magic
-    def runmod(self, line: str, cell: str | None = None) -> RunResult | None:
+    def runmod(self, line: str, cell: str | None = None) -> RunResult | _core.Plan | None:
         """Run a module the way `python -m` does, inside this session.
 
         %runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]
@@ -206,23 +251,47 @@ class RunModMagics(Magics):
         {expression} / $name are expanded from the notebook as for %run ({{ and $$
         give a literal brace or dollar).
 
-        Errors: an exception in the module fails the cell, with a traceback that
-        starts in the module (%debug works); sys.exit(0) is a success, a non-zero
-        exit fails the cell with one line (ModuleExit). A misspelt module gives a
-        UsageError with a suggestion.
+        Cell form: in `%%runmod MODULE`, the cell body runs first, in a scratch
+        copy of the notebook namespace (it can read the notebook's variables); the
+        names it binds are given to the module for this run only, overriding the
+        notebook's, and never land in the notebook (not even with --merge, unless
+        the module rebinds them). Any object can be a parameter.
 
-        Settings (ipython_config.py or %config): RunModMagics.merge,
-        RunModMagics.run_name, RunModMagics.isolated, RunModMagics.alter_sys. A flag
-        on the line wins over the setting (--no-merge, --no-isolated, --alter-sys).
+        Errors: an exception in the module fails the cell, with a traceback that
+        starts in the module (%debug and %pdb work). sys.exit(0) is a success; a
+        non-zero exit fails the cell with one line (ModuleExit). A mistake on the
+        line (bad option, unknown or misspelt module, relative name) is a
+        one-line UsageError, with a suggestion for a misspelt module. The result
+        of every run, failed ones too, is ipy_runmod.last_result().
+
+        Tab completion: `%runmod pk<TAB>` completes top-level modules,
+        `%runmod pkg.<TAB>` submodules, `%runmod --<TAB>` options.
+
+        Settings (c.RunModMagics.NAME in ipython_config.py, or %config
+        RunModMagics.NAME = VALUE): merge (False), run_name (None: runpy's
+        default), isolated (False), alter_sys (True), reload (False), show_time
+        (False). A flag on the line wins over the setting: --merge/--no-merge,
+        --isolated/--no-isolated, --alter-sys/--no-alter-sys, --reload/--no-reload,
+        --time/--no-time, --run-name NAME.
 
         Examples:
 
             %runmod pkg.analysis --main
-            %runmod pkg.analysis --merge --only 'result*'
+            %runmod pkg.analysis --merge --only 'result*' --exclude '_*'
             %runmod pkg.cli --main -- --input data.csv --title 'a b'
             %runmod pkg.sweep -- --alpha {alpha}
             res = %runmod -o pkg.analysis
             %runmod pkg.analysis --isolated --no-alter-sys
+            %runmod pkg.analysis --which --main -- --input data.csv
+            %runmod pkg.analysis --reload -t
+
+            %%runmod pkg.sweep -o
+            alpha = 0.5
+            frame = df[df.year > 2020]
+
+        Equivalent in Python: ipy_runmod.run(module, init_globals, run_name=...,
+        args=[...]) returns the RunResult; ipy_runmod.run_module is a drop-in for
+        runpy.run_module.
         """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
@@ -230,6 +299,19 @@ class RunModMagics(Magics):
         namespace = self.shell.user_ns
         init_globals: dict[str, Any] | None = None if opts.isolated else namespace
         try:
+            if opts.reload:
+                reloaded = reload_changed(opts.module)
+                print(
+                    f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
+                )
+            if opts.which:
+                plan = _core.plan(
+                    opts.module, run_name=opts.run_name, args=opts.args, alter_sys=opts.alter_sys
+                )
+                print(plan)
+                return plan if opts.result else None
+            if cell is not None:
+                init_globals = self._with_parameters(init_globals, cell)
             result = _core.run(
                 opts.module,
                 init_globals,
@@ -250,6 +332,10 @@ class RunModMagics(Magics):
                 only=opts.only,
                 exclude=opts.exclude,
             )
+        if opts.time:
+            print(
+                f"{opts.module}: wall {_seconds(result.elapsed)}, CPU {_seconds(result.cpu_time)}"
+            )
         if not result.ok:
             assert result.exception is not None
             if isinstance(result.exception, SystemExit):
@@ -257,6 +343,23 @@ class RunModMagics(Magics):
             self._show_from_user_code(result.exception)
             raise result.exception
         return result if opts.result else None
+
+    def _with_parameters(self, init_globals: dict[str, Any] | None, cell: str) -> dict[str, Any]:
+        """`init_globals` overridden by what the `%%runmod` cell body binds.
+
+        The body runs in a scratch copy of the notebook namespace, so it can read the
+        notebook's variables but never changes them.
+        """
+        assert self.shell is not None
+        scratch = dict(self.shell.user_ns)
+        source = self.shell.transform_cell(cell)
+        code = self.shell.compile(source, self.shell.compile.cache(source), "exec")
+        exec(code, scratch)
+        given = _core.bound_names(scratch, self.shell.user_ns)
+        parameters = {name: scratch[name] for name in given}
+        if init_globals is None:
+            return parameters
+        return {**init_globals, **parameters}
 
     def _is_ipython_name(self, name: str) -> bool:
         """IPython's hidden names (In, Out, get_ipython...) and its history variables."""
@@ -298,6 +401,9 @@ class RunModMagics(Magics):
             exclude=exclude,
             result=ns.result,
             alter_sys=alter_sys,
+            time=self.show_time if ns.time is None else ns.time,
+            which=ns.which,
+            reload=self.reload if ns.reload is None else ns.reload,
         )
 
     def _show_from_user_code(self, exc: BaseException) -> None:
@@ -321,14 +427,72 @@ class RunModMagics(Magics):
             pass  # an exception type that refuses attributes: shown in full
 
 
+_MAGIC_ON_LINE = re.compile(r"%%?runmod\s")
+
+
+@context_matcher()
+def complete(context: CompletionContext) -> SimpleMatcherResult:
+    """Tab completion after %runmod: options, top-level modules, a package's submodules.
+
+    Nothing is imported but the parents of a package being listed; the module named on
+    the line is never run. Module arguments (after `--`) and option values are left to
+    the other completers.
+    """
+    line = context.text_until_cursor
+    found = _MAGIC_ON_LINE.search(line)
+    if found is None:
+        return {"completions": [], "suppress": False}
+    words = line[found.end() :].split()
+    if line[-1:].isspace():
+        words.append("")
+    current, before = (words[-1], words[:-1]) if words else ("", [])
+    parser = RunModMagics.runmod.parser
+    options = [(s, a.nargs) for a in parser._actions for s in a.option_strings]
+    takes_value = {s for s, nargs in options if nargs is None}
+    if "--" in before or (before and before[-1] in takes_value):
+        return {"completions": [], "suppress": False}
+    if current.startswith("-"):
+        names = sorted(s for s, _ in options if s.startswith(current))
+    else:
+        package, dot, _ = current.rpartition(".")
+        if dot:
+            names = [f"{package}.{name}" for name in _core.submodule_names(package)]
+        else:
+            names = sorted(set(get_root_modules()))
+        names = [name for name in names if name.startswith(current)]
+    return {
+        "completions": [
+            SimpleCompletion(name, type="module" if name[0] != "-" else "param") for name in names
+        ],
+        "matched_fragment": current,
+        "suppress": True,  # the Python completers have nothing to add on a %runmod line
+    }
+
+
+def _note_imports_after_cell(result: Any) -> None:
+    note_imports()  # for --reload: what each cell imported, with its source as it was
+
+
+def load(shell: Any) -> None:
+    """Register the magics and their completer with `shell`."""
+    shell.register_magics(RunModMagics)
+    shell.Completer.custom_matchers.append(complete)
+    note_imports()
+    shell.events.register("post_run_cell", _note_imports_after_cell)
+
+
 def unload(shell: Any) -> None:
-    """Remove the magics from `shell`."""
+    """Remove the magics and their completer from `shell`."""
     manager = shell.magics_manager
     instance = manager.registry.pop(RunModMagics.__name__, None)
     for kind in ("line", "cell"):
         manager.magics[kind].pop("runmod", None)
     if instance in shell.configurables:
         shell.configurables.remove(instance)
+    if _note_imports_after_cell in shell.events.callbacks["post_run_cell"]:
+        shell.events.unregister("post_run_cell", _note_imports_after_cell)
+    if complete in shell.Completer.custom_matchers:
+        shell.Completer.custom_matchers.remove(complete)
 
 
-__all__ = ["ModuleExit", "RunModMagics", "unload"]
+__all__ = ["ModuleExit", "RunModMagics", "complete", "load", "unload"]
