@@ -44,13 +44,16 @@ def note_imports() -> None:
 def reload_changed(mod_name: str) -> list[str]:
     """Reload the imported modules of `mod_name`'s top-level package whose source changed.
 
-    Parents are reloaded before children. `mod_name` itself (and a package's
-    `__main__`) is left alone: it runs afresh anyway. An error while reloading
+    Parents are reloaded before children. The module that will run (`mod_name`, or a
+    package's `__main__`) is left alone: it runs afresh anyway. An error while reloading
     propagates with a note naming the module; the modules after it are not reloaded.
     Returns the names reloaded.
     """
     top = mod_name.partition(".")[0]
-    skip = {mod_name, mod_name + ".__main__"}
+    # The code that runs is read afresh anyway: never execute it here as an import too.
+    skip = {mod_name + ".__main__"}
+    if not hasattr(sys.modules.get(mod_name), "__path__"):
+        skip.add(mod_name)
     family = sorted(
         name
         for name, module in list(sys.modules.items())

@@ -456,7 +456,9 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     else:
         package, dot, _ = current.rpartition(".")
         if dot:
-            names = [f"{package}.{name}" for name in _core.submodule_names(package)]
+            # a package's __main__ runs as `%runmod package`: not offered on its own
+            subs = [name for name in _core.submodule_names(package) if name != "__main__"]
+            names = [f"{package}.{name}" for name in subs]
         else:
             names = sorted(set(get_root_modules()))
         names = [name for name in names if name.startswith(current)]

@@ -1,0 +1,279 @@
+"""%%runmod parameters, --which, --time, --reload, completion, and the HTML result."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.completer import provisionalcompleter
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from real_kernel import Kernel, running_kernel
+
+import ipy_runmod
+from ipy_runmod._core import Plan
+
+
+@pytest.fixture
+def pkg(make_package: Any) -> str:
+    return make_package(
+        {
+            "__init__.py": "",
+            "__main__.py": "ran = 'main'\n",
+            "sweep.py": """
+                from . import helper
+                score = alpha * helper.factor
+                frame_len = len(frame)
+                alpha_seen = alpha
+            """,
+            "helper.py": "factor = 10\n",
+            "sub/__init__.py": "",
+            "sub/deep.py": "import sys\nargv = sys.argv\n",
+            "rebinds.py": "alpha = alpha * 2\n",
+            "never_run.py": "raise RuntimeError('this module must not run')\n",
+        }
+    )
+
+
+def cell_magic(ip: InteractiveShell, line: str, body: str) -> Any:
+    return ip.run_cell_magic("runmod", line, textwrap.dedent(body))
+
+
+class Frame:
+    """Stands for a DataFrame: any object can be a parameter."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def test_cell_parameters_override_for_this_run_only(
+    ip: InteractiveShell, pkg: str, invariants: Any
+) -> None:
+    ip.user_ns.update(alpha=1, base=Frame(3))
+    check = invariants()
+    res = cell_magic(ip, f"{pkg}.sweep -o --merge", "alpha = 0.5\nframe = base\n")
+    assert res["score"] == 5.0 and res["frame_len"] == 3
+    assert res["frame"] is ip.user_ns["base"]
+    assert ip.user_ns["alpha"] == 1  # the notebook's value, untouched
+    assert "frame" not in ip.user_ns  # parameters never land in the notebook
+    assert ip.user_ns["score"] == 5.0  # what the module bound is merged
+    assert set(res.merged) == {"score", "frame_len", "alpha_seen", "helper"}
+    check.check(merged=res.merged)
+
+
+def test_cell_parameters_read_notebook_variables(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns.update(alpha=3, rows=[1, 2])
+    res = cell_magic(ip, f"{pkg}.sweep -o", "frame = [r * alpha for r in rows]\n")
+    assert res["frame_len"] == 2 and res["score"] == 30
+
+
+def test_parameter_rebound_by_module_is_merged(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns["alpha"] = 1
+    cell_magic(ip, f"{pkg}.rebinds --merge", "alpha = 10\n")
+    assert ip.user_ns["alpha"] == 20
+
+
+def test_cell_parameters_with_isolated(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns.update(alpha=2, unrelated="x")
+    res = cell_magic(ip, f"{pkg}.sweep -o --isolated", "frame = 'abc'\nalpha = alpha + 1\n")
+    assert res["score"] == 30 and "unrelated" not in res
+
+
+def test_failing_parameter_cell_fails_and_runs_nothing(
+    ip: InteractiveShell, pkg: str, invariants: Any
+) -> None:
+    check = invariants()
+    before = ipy_runmod.last_result()
+    result = ip.run_cell(f"%%runmod {pkg}.never_run\nalpha = 1 / 0\n")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert ipy_runmod.last_result() is before
+    check.check()
+
+
+def test_which_prints_and_runs_nothing(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = ip.run_line_magic("runmod", f"{pkg}.never_run --which --main -o -- --x 'a b'")
+    assert isinstance(plan, Plan)
+    out = capsys.readouterr().out
+    path = os.path.join(sys.modules[pkg].__path__[0], "never_run.py")
+    assert out.splitlines() == [
+        f"module:    {pkg}.never_run",
+        f"runs:      {pkg}.never_run",
+        "run name:  __main__",
+        f"file:      {path}",
+        "loader:    SourceFileLoader",
+        f"argv:      {[path, '--x', 'a b']!r}",
+    ]
+    assert (plan.run_name, plan.package_main, plan.argv) == (
+        "__main__",
+        False,
+        [path, "--x", "a b"],
+    )
+
+
+def test_which_for_a_package_and_without_alter_sys(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ip.run_line_magic("runmod", f"{pkg} --which") is None
+    out = capsys.readouterr().out
+    assert f"runs:      {pkg}.__main__ (the package's __main__)" in out
+    assert f"run name:  {pkg}.__main__" in out
+    ip.run_line_magic("runmod", f"{pkg}.sub.deep --which --no-alter-sys")
+    assert "argv:      sys.argv left alone" in capsys.readouterr().out
+    assert f"{pkg}.sub" in sys.modules  # parents are imported to find it, as python -m does
+    assert f"{pkg}.sub.deep" not in sys.modules
+
+
+def test_which_reports_usage_errors(ip: InteractiveShell, pkg: str) -> None:
+    with pytest.raises(UsageError, match="did you mean"):
+        ip.run_line_magic("runmod", f"{pkg}.swep --which")
+
+
+def test_time_prints_one_line(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("runmod", f"{pkg} -t")
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{pkg}: wall ") and ", CPU " in line and line.endswith("ms")
+    ip.run_line_magic("config", "RunModMagics.show_time = True")
+    ip.run_line_magic("runmod", pkg)
+    assert ", CPU " in capsys.readouterr().out
+    ip.run_line_magic("runmod", f"{pkg} --no-time")
+    assert capsys.readouterr().out == ""
+    res = ipy_runmod.last_result()
+    assert res.elapsed >= 0 and res.cpu_time >= 0
+
+
+def test_time_is_printed_for_failed_runs_too(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell(f"%runmod {pkg}.never_run -t")
+    assert f"{pkg}.never_run: wall " in capsys.readouterr().out
+
+
+def _edit(path: Any, text: str) -> None:
+    """Rewrite a file so that its stamp surely changes (mtime moved on by a second)."""
+    st = os.stat(path)
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_reload_changed_helpers(
+    ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns.update(alpha=1, frame=[])
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge").success  # imports pkg.helper
+    assert ip.user_ns["score"] == 10
+    _edit(make_package.root / pkg / "helper.py", "factor = 1000\n")
+    ip.run_cell(f"%runmod {pkg}.sweep --merge")
+    assert ip.user_ns["score"] == 10  # without --reload the imported helper is the old one
+    capsys.readouterr()
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge --reload").success
+    assert capsys.readouterr().out == f"Reloaded: {pkg}.helper\n"
+    assert ip.user_ns["score"] == 1000
+    assert ip.run_cell(f"%runmod {pkg}.sweep --reload").success
+    assert capsys.readouterr().out == "Reloaded: nothing changed\n"
+
+
+def test_reload_parents_before_children(
+    ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell(f"import {pkg}.sub.deep, {pkg}.helper")
+    for rel in ("sub/deep.py", "helper.py", "__init__.py", "sub/__init__.py"):
+        _edit(make_package.root / pkg / rel, "# edited\nvalue = 1\n")
+    ip.run_cell(f"%config RunModMagics.reload = True\n%runmod {pkg}")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Reloaded: {pkg}, {pkg}.helper, {pkg}.sub, {pkg}.sub.deep"
+    )
+    assert sys.modules[f"{pkg}.sub.deep"].value == 1
+
+
+def test_reload_failure_stops_the_run(
+    ip: InteractiveShell, pkg: str, make_package: Any, invariants: Any
+) -> None:
+    ip.run_cell(f"import {pkg}.helper")
+    _edit(make_package.root / pkg / "helper.py", "factor = (\n")
+    before = ipy_runmod.last_result()
+    check = invariants()
+    result = ip.run_cell(f"%runmod {pkg} --reload")
+    assert isinstance(result.error_in_exec, SyntaxError)
+    assert any(f"while reloading {pkg}.helper" in n for n in result.error_in_exec.__notes__)
+    assert ipy_runmod.last_result() is before  # the module did not run
+    check.check()
+
+
+def test_reload_never_runs_the_target(ip: InteractiveShell, pkg: str) -> None:
+    assert ip.run_cell(f"%runmod {pkg}.sub.deep --reload").success
+    assert f"{pkg}.sub.deep" not in sys.modules
+
+
+def test_settings_for_every_option(ip: InteractiveShell) -> None:
+    magics = ip.magics_manager.registry["RunModMagics"]
+    assert {
+        name: magics.trait_metadata(name, "config") for name in magics.class_own_traits()
+    } == dict.fromkeys(["merge", "run_name", "isolated", "alter_sys", "reload", "show_time"], True)
+    assert ip.run_cell("%config RunModMagics.show_time = True").success
+    assert magics.show_time is True
+
+
+def complete(ip: InteractiveShell, line: str) -> list[str]:
+    with provisionalcompleter():
+        return [c.text for c in ip.Completer.completions(line, len(line))]
+
+
+def test_completion_in_the_shell(ip: InteractiveShell, pkg: str) -> None:
+    assert pkg in complete(ip, f"%runmod {pkg[:-1]}")
+    assert complete(ip, f"%runmod {pkg}.") == [
+        f"{pkg}.helper",
+        f"{pkg}.never_run",
+        f"{pkg}.rebinds",
+        f"{pkg}.sub",
+        f"{pkg}.sweep",
+    ]
+    assert complete(ip, f"%runmod {pkg}.sub.d") == [f"{pkg}.sub.deep"]
+    assert complete(ip, f"res = %runmod -o {pkg}.sw") == [f"{pkg}.sweep"]
+    assert complete(ip, f"%%runmod --merge {pkg}.he") == [f"{pkg}.helper"]
+    assert complete(ip, "%runmod --me") == ["--merge"]
+    assert complete(ip, "%runmod x --no-a") == ["--no-alter-sys"]
+    assert "--which" in complete(ip, "%runmod --")
+    assert f"{pkg}.never_run" not in sys.modules and f"{pkg}.sub" not in sys.modules
+    assert not any(c.startswith("-") for c in complete(ip, "%runmod x -- --"))
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Kernel]:
+    with running_kernel() as k:
+        assert k.execute("%load_ext ipy_runmod").status == "ok"
+        yield k
+
+
+def test_completion_in_a_kernel(kernel: Kernel) -> None:
+    top_level = kernel.complete("%runmod jso")
+    assert "json" in top_level and all(name.startswith("jso") for name in top_level)
+    assert kernel.complete("%runmod json.t") == ["json.tool"]
+    assert kernel.complete("%runmod --isol") == ["--isolated"]
+    assert kernel.complete("x = 1\n%runmod json.de") == ["json.decoder"]
+    assert kernel.execute("import sys; print('json.tool' in sys.modules)").stdout == "False\n"
+
+
+def test_parameters_and_which_in_a_kernel(kernel: Kernel) -> None:
+    reply = kernel.execute("%%runmod json.tool --which\nignored = 1")
+    assert reply.status == "ok" and "runs:      json.tool" in reply.stdout
+
+
+def test_html_result_has_header_and_escapes(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package(
+        {"__init__.py": "", "h.py": "tag = '<b>&</b>'\nclass Weird: pass\nw = Weird()\n"}
+    )
+    html = ip.run_line_magic("runmod", f"{name}.h -o")._repr_html_()
+    assert f"{name}.h as {name}.h: ok, 3 names bound" in html
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in html and "<b>&</b>" not in html
+    assert "<td>Weird</td>" in html and "<td>str</td>" in html
