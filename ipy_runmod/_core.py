@@ -144,12 +144,12 @@ def _set_special_globals(run_globals: dict[str, Any], run_name: str, spec: Modul
 
 
 @contextmanager
-def _sys_altered(run_name: str, module: ModuleType, argv: list[str]) -> Iterator[None]:
+def _sys_altered(run_name: str, module: ModuleType, argv: list[str | None]) -> Iterator[None]:
     """`sys.argv` and `sys.modules[run_name]` set for the run, and put back after it."""
     saved_argv = sys.argv
     saved_module = sys.modules.get(run_name, _MISSING)
     try:
-        sys.argv = argv
+        sys.argv = argv  # type: ignore[assignment]  # None as argv[0]: runpy does that too
         sys.modules[run_name] = module
         yield
     finally:
@@ -168,8 +168,9 @@ def _from_module_code(tb: TracebackType | None, code: CodeType) -> TracebackType
     return start or tb
 
 
-def _is_dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__")
+def _is_dunder(name: object) -> bool:
+    """Dunders, and keys that are not names at all (a namespace may hold any key)."""
+    return not isinstance(name, str) or (name.startswith("__") and name.endswith("__"))
 
 
 def bound_names(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
@@ -208,7 +209,8 @@ def run(
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
     module = ModuleType(run_name)
     run_globals = module.__dict__
-    argv = [str(target.spec.origin), *args] if alter_sys else None
+    # argv[0] is None for a module without a file, as runpy has it.
+    argv = [target.spec.origin, *args] if alter_sys else None
     exception: BaseException | None = None
     with SYS_LOCK if alter_sys else nullcontext():
         with _sys_altered(run_name, module, argv) if argv is not None else nullcontext():
@@ -329,7 +331,7 @@ class Plan:
     file: str | None
     loader: str
     package_main: bool  #: True when a package's `__main__` submodule would run
-    argv: list[str] | None  #: the module's sys.argv, or None when sys is left alone
+    argv: list[str | None] | None  #: the module's sys.argv, or None when sys is left alone
 
     def __str__(self) -> str:
         rows = {
@@ -360,5 +362,5 @@ def plan(
         file=target.spec.origin,
         loader=type(loader).__name__ if loader is not None else "None",
         package_main=target.name != mod_name,
-        argv=[str(target.spec.origin), *args] if alter_sys else None,
+        argv=[target.spec.origin, *args] if alter_sys else None,
     )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import html
+import io
+import pickle
 import reprlib
+import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from importlib.machinery import ModuleSpec
+from types import FunctionType, MappingProxyType
 from typing import Any
 
 _short_repr = reprlib.Repr()
@@ -31,6 +36,114 @@ def _html_row(name: str, value: Any) -> str:
     return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 
 
+#: The version of `RunResult`'s pickled form; `__setstate__` refuses any other.
+_PICKLE_FORMAT = 1
+
+
+class UnpicklableError(Exception):
+    """Stands in for a module's exception that could not be pickled or unpickled.
+
+    It carries what ipyparallel's `RemoteError` carries: the original exception's type
+    (`type_name`, qualified: "pkg.mod.StepError"), its message and its traceback as text.
+    """
+
+    def __init__(self, type_name: str, message: str = "", traceback: str = "") -> None:
+        super().__init__(type_name, message, traceback)
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}" if self.message else self.type_name
+
+
+def _lookup(module: object, qualname: str) -> object:
+    """`module.<qualname>`, or None; never imports anything."""
+    found: object = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
+class _Pickler(pickle.Pickler):
+    """Refuses the classes and functions a run defined: they are pickled by reference.
+
+    Plain pickle would import the run's module again to look them up (running its
+    code, and raising whatever that raises) and then fail all the same, since the run's
+    objects are not the ones a fresh import makes.
+    """
+
+    def __init__(self, file: io.BytesIO, run_name: str) -> None:
+        super().__init__(file, protocol=pickle.DEFAULT_PROTOCOL)
+        self.run_name = run_name
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (type, FunctionType)) and obj.__module__ == self.run_name:
+            if _lookup(sys.modules.get(self.run_name), obj.__qualname__) is not obj:
+                raise pickle.PicklingError(
+                    f"{obj.__qualname__} was defined by the run of {self.run_name}"
+                )
+        return NotImplemented
+
+
+def _dumps(obj: object, run_name: str) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, run_name).dump(obj)
+    return buffer.getvalue()
+
+
+def _why(error: BaseException) -> str:
+    """The error as one line ("TypeError: cannot pickle 'module' object"), shortened."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _portable(exc: BaseException, run_name: str) -> tuple[bytes | None, str, str, str]:
+    """(pickled exception or None, qualified type name, message, traceback text)."""
+    if isinstance(exc, UnpicklableError):
+        type_name, message, text = exc.type_name, exc.message, exc.traceback
+    else:
+        cls = type(exc)
+        module = "" if cls.__module__ == "builtins" else f"{cls.__module__}."
+        type_name = module + cls.__qualname__
+        try:
+            message = str(exc)
+        except Exception:
+            message = f"<unprintable {cls.__qualname__}>"
+        text = "".join(traceback.format_exception(exc))
+    try:
+        data: bytes | None = _dumps(exc, run_name)
+    except Exception:
+        data = None
+    return data, type_name, message, text
+
+
+def _exception_from(portable: tuple[bytes | None, str, str, str]) -> BaseException:
+    data, type_name, message, text = portable
+    if data is not None:
+        try:
+            exc = pickle.loads(data)
+        except Exception:
+            pass
+        else:
+            if isinstance(exc, BaseException):
+                return exc
+    return UnpicklableError(type_name, message, text)
+
+
+def _spec_from(portable: tuple[bytes | None, str, str | None]) -> ModuleSpec:
+    data, name, origin = portable
+    if data is not None:
+        try:
+            spec = pickle.loads(data)
+        except Exception:
+            pass
+        else:
+            if isinstance(spec, ModuleSpec):
+                return spec
+    return ModuleSpec(name, None, origin=origin)  # no loader: it did not travel
+
+
 class RunResult(Mapping[str, Any]):
     """The outcome of one run: a read-only mapping over the module's final globals.
 
@@ -44,7 +157,7 @@ class RunResult(Mapping[str, Any]):
         module: str,
         run_name: str,
         spec: ModuleSpec,
-        argv: list[str] | None,
+        argv: list[str | None] | None,
         globals: dict[str, Any],
         bound: tuple[str, ...],
         elapsed: float,
@@ -81,6 +194,82 @@ class RunResult(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.globals)
+
+    #: Names left out when the result was pickled, each with the reason (`__getstate__`).
+    dropped: Mapping[str, str] = MappingProxyType({})
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pickled form of a result (ipyparallel, multiprocessing, `pickle.dumps`).
+
+        What survives the trip:
+
+        - All the metadata: `module`, `run_name`, `file`, `argv`, `bound`, `merged`,
+          `elapsed`, `cpu_time` and `exit_code` (so `ok` too).
+        - `spec`, when it pickles (a `SourceFileLoader`'s does); otherwise a spec with the
+          same `name` and `origin` and no loader.
+        - `exception`, when it pickles and unpickles; otherwise an `UnpicklableError`
+          carrying its qualified type name, its message and its traceback as text. As for
+          any pickled exception, `__traceback__`, `__cause__` and `__context__` are lost.
+        - Of the module's globals, only the names the module bound (`bound`: no dunders,
+          nothing it was merely given), and of those only the values that pickle. Each value
+          is pickled on its own: a bad value costs only its own name, and two names bound to
+          one object come back as two equal objects. Classes and functions the module
+          defined itself, and values that hold them (their instances, say), never pickle:
+          pickle saves them by reference to the module, and the run's module is gone once
+          the run is over (this is checked without importing the module again). Modules,
+          open files, locks and lambdas do not pickle either.
+        - A value that pickled but cannot be unpickled where the result is loaded (its
+          class's module is not importable there, say) is left out there.
+
+        `dropped` maps each name left out to the reason, and is kept if the result is
+        pickled again. The result loaded is a `RunResult` like any other: a read-only
+        mapping over the names kept, with the same `repr` and `_repr_html_`.
+        """
+        dropped = dict(self.dropped)
+        values: dict[str, bytes] = {}
+        for name in self.bound:
+            if name in self.globals:
+                try:
+                    values[name] = _dumps(self.globals[name], self.run_name)
+                except Exception as e:
+                    dropped[name] = f"not picklable: {_why(e)}"
+        try:
+            spec: bytes | None = _dumps(self.spec, self.run_name)
+        except Exception:
+            spec = None
+        exception = self.exception
+        return {
+            "format": _PICKLE_FORMAT,
+            "attributes": {
+                key: value
+                for key, value in self.__dict__.items()
+                if key not in ("globals", "spec", "exception", "dropped")
+            },
+            "globals": values,
+            "spec": (spec, self.spec.name, self.spec.origin),
+            "exception": None if exception is None else _portable(exception, self.run_name),
+            "dropped": dropped,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("format") != _PICKLE_FORMAT:
+            raise pickle.UnpicklingError(
+                f"RunResult pickled in format {state.get('format')!r}, "
+                f"this ipy_runmod reads format {_PICKLE_FORMAT}"
+            )
+        self.__dict__.update(state["attributes"])
+        dropped = dict(state["dropped"])
+        values: dict[str, Any] = {}
+        for name, data in state["globals"].items():
+            try:
+                values[name] = pickle.loads(data)
+            except Exception as e:
+                dropped[name] = f"pickled, but cannot be unpickled here: {_why(e)}"
+        self.globals = values
+        self.spec = _spec_from(state["spec"])
+        portable = state["exception"]
+        self.exception = None if portable is None else _exception_from(portable)
+        self.dropped = dropped
 
     def _status(self) -> str:
         if self.exception is None:
