@@ -353,7 +353,10 @@ class RunModMagics(Magics):
         assert self.shell is not None
         scratch = dict(self.shell.user_ns)
         source = self.shell.transform_cell(cell)
-        code = self.shell.compile(source, self.shell.compile.cache(source), "exec")
+        # Tracebacks name the cell being run: IPython counts it before running it.
+        number = max(self.shell.execution_count - 1, 0)
+        filename = self.shell.compile.cache(source, number, raw_code=cell)
+        code = self.shell.compile(source, filename, "exec")
         exec(code, scratch)
         given = _core.bound_names(scratch, self.shell.user_ns)
         parameters = {name: scratch[name] for name in given}
