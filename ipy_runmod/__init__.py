@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ._core import NotRunnable, last_result, merge_into, run, run_module
-from ._result import RunResult
+from ._result import RunResult, UnpicklableError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NotRunnable",
     "RunResult",
+    "UnpicklableError",
     "__version__",
     "last_result",
     "load_ipython_extension",

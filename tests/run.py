@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -85,6 +86,24 @@ def counts(report: Path) -> tuple[int, int, int]:
     return total - failed - skipped, failed, skipped
 
 
+def leftover_cluster_processes(wait: float = 15.0) -> list[str]:
+    """ipyparallel processes of our .venvs still running `wait` s after the tests (a leak).
+
+    Engines' nannies exit a few seconds after their engine, so this polls before judging.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
+        found = [
+            line.strip()
+            for line in ps.stdout.splitlines()
+            if str(ROOT / ".venvs") in line and "ipyparallel" in line
+        ]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def main(pytest_args: list[str]) -> int:
     found = interpreters()
     if not found:
@@ -110,6 +129,12 @@ def main(pytest_args: list[str]) -> int:
         )
         for k, n in enumerate((passed, failed, skipped)):
             totals[k] += n
+    leaked = leftover_cluster_processes()
+    if leaked:
+        print("ipyparallel processes left running:", *leaked, sep="\n  ", flush=True)
+        status |= 1
+    else:
+        print("no ipyparallel engine or controller left running", flush=True)
     print("\n".join(["", "ipy_runmod test suite, by interpreter:", *lines]))
     print(f"total: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped", flush=True)
     return 1 if status else 0
