@@ -11,7 +11,9 @@ import traceback
 from collections.abc import Iterator, Mapping
 from importlib.machinery import ModuleSpec
 from types import FunctionType, MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 _short_repr = reprlib.Repr()
 _short_repr.maxstring = 60
@@ -126,30 +128,26 @@ def _portable(exc: BaseException, run_name: str) -> tuple[bytes | None, str, str
     return data, type_name, message, text
 
 
+def _unpickled(data: bytes | None, kind: type[_T]) -> _T | None:
+    """`data` unpickled, when there is any, it loads here, and it is a `kind`; else None."""
+    if data is None:
+        return None
+    try:
+        obj = pickle.loads(data)
+    except Exception:
+        return None
+    return obj if isinstance(obj, kind) else None
+
+
 def _exception_from(portable: tuple[bytes | None, str, str, str]) -> BaseException:
     data, type_name, message, text = portable
-    if data is not None:
-        try:
-            exc = pickle.loads(data)
-        except Exception:
-            pass
-        else:
-            if isinstance(exc, BaseException):
-                return exc
-    return UnpicklableError(type_name, message, text)
+    return _unpickled(data, BaseException) or UnpicklableError(type_name, message, text)
 
 
 def _spec_from(portable: tuple[bytes | None, str, str | None]) -> ModuleSpec:
     data, name, origin = portable
-    if data is not None:
-        try:
-            spec = pickle.loads(data)
-        except Exception:
-            pass
-        else:
-            if isinstance(spec, ModuleSpec):
-                return spec
-    return ModuleSpec(name, None, origin=origin)  # no loader: it did not travel
+    # Without its loader when that did not travel.
+    return _unpickled(data, ModuleSpec) or ModuleSpec(name, None, origin=origin)
 
 
 class RunResult(Mapping[str, Any]):
