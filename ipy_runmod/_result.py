@@ -8,7 +8,7 @@ import pickle
 import reprlib
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.machinery import ModuleSpec
 from types import FunctionType, MappingProxyType
 from typing import Any, TypeVar
@@ -165,7 +165,7 @@ class RunResult(Mapping[str, Any]):
         spec: ModuleSpec,
         argv: list[str | None] | None,
         globals: dict[str, Any],
-        bound: tuple[str, ...],
+        bound: tuple[str, ...] | Callable[[], tuple[str, ...]],
         elapsed: float,
         cpu_time: float,
         exception: BaseException | None,
@@ -176,8 +176,7 @@ class RunResult(Mapping[str, Any]):
         self.file: str | None = spec.origin
         self.argv = argv
         self.globals = globals
-        #: Names the module bound: new, or rebound to another object than it was given.
-        self.bound = bound
+        self._bound = bound
         self.elapsed = elapsed
         self.cpu_time = cpu_time
         self.exception = exception
@@ -186,6 +185,18 @@ class RunResult(Mapping[str, Any]):
         )
         #: Names copied into the caller's namespace (set by `--merge`).
         self.merged: tuple[str, ...] = ()
+
+    @property
+    def bound(self) -> tuple[str, ...]:
+        """Names the module bound: new, or rebound to another object than it was given.
+
+        Worked out when first asked (`--merge` asks at once, before anything else runs):
+        for a big namespace it costs several times what copying it in did, and most runs
+        never ask. Asked later, "given" is the namespace as it is by then.
+        """
+        if callable(self._bound):
+            self._bound = self._bound()
+        return self._bound
 
     @property
     def ok(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -18,8 +19,15 @@ from IPython.core.completer import (
 )
 from IPython.core.completerlib import get_root_modules
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Unicode
 
 from . import _core
@@ -115,6 +123,39 @@ def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
 
 def _seconds(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+_FORMATTER = DollarFormatter()
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_words(line: str) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    """The line's options and module arguments; remembered, as loops run the same line.
+
+    Only what depends on the line alone is here (never mutate the namespace returned):
+    the configured defaults are filled in by `RunModMagics._parse` on every call.
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError as e:  # "No closing quotation" and the like
+        raise UsageError(f"cannot split the %runmod line: {e}") from None
+    args: list[str] = []
+    if "--" in words:
+        at = words.index("--")
+        words, args = words[:at], words[at + 1 :]
+    parser = RunModMagics.runmod.parser
+    parser.allow_abbrev = False  # `--mer` must not silently mean `--merge`
+    ns, extra = parser.parse_known_args(words)
+    if extra:
+        what = "option" if extra[0].startswith("-") else "argument"
+        raise UsageError(
+            f"unrecognized {what} {extra[0]!r}; module arguments go after `--`, "
+            f"as in: %runmod {ns.module} -- {' '.join(map(shlex.quote, extra))}"
+        )
+    _check_module_name(ns.module)
+    if ns.main and ns.run_name not in (None, "__main__"):
+        raise UsageError(f"--main contradicts --run-name {ns.run_name}; give one of them")
+    return ns, tuple(args)
 
 
 @magics_class
@@ -224,8 +265,12 @@ class RunModMagics(Magics):
         help="--no-alter-sys leaves sys.argv and sys.modules alone during the run "
         "(runpy's alter_sys=False); module arguments then cannot be given.",
     )
+    @no_var_expand  # done by _expand, which copies the namespace only when it must
+    @needs_local_scope
     @line_cell_magic
-    def runmod(self, line: str, cell: str | None = None) -> RunResult | _core.Plan | None:
+    def runmod(
+        self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None
+    ) -> RunResult | _core.Plan | None:
         """Run a module the way `python -m` does, inside this session.
 
         %runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]
@@ -295,7 +340,7 @@ class RunModMagics(Magics):
         """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
-        opts = self._parse(line)
+        opts = self._parse(self._expand(line, local_ns))
         namespace = self.shell.user_ns
         init_globals: dict[str, Any] | None = None if opts.isolated else namespace
         try:
@@ -369,34 +414,33 @@ class RunModMagics(Magics):
         assert self.shell is not None
         return name in self.shell.user_ns_hidden or _HISTORY_NAME.fullmatch(name) is not None
 
-    def _parse(self, line: str) -> Options:
+    def _expand(self, line: str, local_ns: dict[str, Any] | None) -> str:
+        """IPython's `{expr}` / `$name` expansion of the line, as `var_expand` does it.
+
+        IPython would copy the whole namespace for every call, expansion or not: a cost
+        that grows with the notebook (a million names, a copy each run). Here that copy
+        is made only for a line that has something to expand.
+        """
+        if "{" not in line and "}" not in line and "$" not in line:
+            return line
+        assert self.shell is not None
+        namespace = dict(self.shell.user_ns)
+        if local_ns is not None:
+            namespace.update(local_ns)
         try:
-            words = shlex.split(line)
-        except ValueError as e:  # "No closing quotation" and the like
-            raise UsageError(f"cannot split the %runmod line: {e}") from None
-        args: list[str] = []
-        if "--" in words:
-            at = words.index("--")
-            words, args = words[:at], words[at + 1 :]
-        parser = self.runmod.parser
-        parser.allow_abbrev = False  # `--mer` must not silently mean `--merge`
-        ns, extra = parser.parse_known_args(words)
-        if extra:
-            what = "option" if extra[0].startswith("-") else "argument"
-            raise UsageError(
-                f"unrecognized {what} {extra[0]!r}; module arguments go after `--`, "
-                f"as in: %runmod {ns.module} -- {' '.join(map(shlex.quote, extra))}"
-            )
-        _check_module_name(ns.module)
-        if ns.main and ns.run_name not in (None, "__main__"):
-            raise UsageError(f"--main contradicts --run-name {ns.run_name}; give one of them")
+            return _FORMATTER.vformat(line, args=[], kwargs=namespace)
+        except Exception:
+            return line  # as IPython: a line that cannot be expanded is left as it is
+
+    def _parse(self, line: str) -> Options:
+        ns, args = _parse_words(line)
         alter_sys = self.alter_sys if ns.alter_sys is None else ns.alter_sys
         if args and not alter_sys:
             raise UsageError("module arguments need sys.argv, which --no-alter-sys leaves alone")
         only, exclude = _patterns(ns.only), _patterns(ns.exclude)
         return Options(
             module=ns.module,
-            args=args,
+            args=list(args),
             run_name="__main__" if ns.main else (ns.run_name or self.run_name),
             isolated=self.isolated if ns.isolated is None else ns.isolated,
             merge=bool(only) or (self.merge if ns.merge is None else ns.merge),

@@ -487,3 +487,12 @@ def test_help_is_a_manual(ip: InteractiveShell) -> None:
         "Examples",
     ):
         assert option in doc
+
+
+def test_future_import_is_not_a_result(ip: InteractiveShell, make_package: Any) -> None:
+    name = make_package(
+        {"__init__.py": "", "fut.py": "from __future__ import annotations\nx: int = 1\n"}
+    )
+    res = ip.run_line_magic("runmod", f"{name}.fut -o --merge")
+    assert res.bound == ("x",) and res.merged == ("x",)
+    assert "annotations" not in ip.user_ns
