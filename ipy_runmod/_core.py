@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from itertools import compress, islice
@@ -147,23 +147,6 @@ def _set_special_globals(run_globals: dict[str, Any], run_name: str, spec: Modul
     )
 
 
-@contextmanager
-def _sys_altered(run_name: str, module: ModuleType, argv: list[str | None]) -> Iterator[None]:
-    """`sys.argv` and `sys.modules[run_name]` set for the run, and put back after it."""
-    saved_argv = sys.argv
-    saved_module = sys.modules.get(run_name, _MISSING)
-    try:
-        sys.argv = argv  # type: ignore[assignment]  # None as argv[0]: runpy does that too
-        sys.modules[run_name] = module
-        yield
-    finally:
-        sys.argv = saved_argv
-        if saved_module is _MISSING:
-            sys.modules.pop(run_name, None)
-        else:
-            sys.modules[run_name] = saved_module
-
-
 def _from_module_code(tb: TracebackType | None, code: CodeType) -> TracebackType | None:
     """The traceback from the module's own frame on: runner frames say nothing to the user."""
     start = tb
@@ -244,14 +227,16 @@ def run(
     init_globals: Mapping[str, Any] | None = None,
     *,
     run_name: str | None = None,
-    args: Sequence[str] = (),
+    args: Sequence[str] | None = (),
     alter_sys: bool = True,
 ) -> RunResult:
     """Run `mod_name` like `python -m mod_name *args` and return a `RunResult`.
 
     The module runs in a new namespace pre-filled from `init_globals`, which is never
-    changed. With `alter_sys`, `sys.argv` is `[module file, *args]` and the module is
-    registered in `sys.modules` under `run_name` for the duration of the run.
+    changed. With `alter_sys`, `sys.argv` is `[module file, *args]` (`args=None` keeps
+    the process's own arguments, `sys.argv[1:]`) and the module is registered in
+    `sys.modules` under `run_name` for the duration of the run; both are put back after
+    it, and so is `sys.modules["__main__"]`.
 
     A failure inside the module does not raise: it is `result.exception`, with the
     globals bound until then in the result. `KeyboardInterrupt` (and any other
@@ -260,30 +245,49 @@ def run(
     package's `__init__`) raise before anything runs.
     """
     global _last
-    target = find_module(mod_name)
+    with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
+        target = find_module(mod_name)
     run_name = target.name if run_name is None else run_name
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
     module = ModuleType(run_name)
     run_globals = module.__dict__
-    # argv[0] is None for a module without a file, as runpy has it.
-    argv = [target.spec.origin, *args] if alter_sys else None
+    argv: list[str | None] | None = None
     exception: BaseException | None = None
     with SYS_LOCK if alter_sys else nullcontext():
-        with _sys_altered(run_name, module, argv) if argv is not None else nullcontext():
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                if init_globals is not None:
-                    # Into an empty dict, update() copies a whole dict table at once (as
-                    # runpy's `{}` gets it); into ModuleType's five keys it inserts name by
-                    # name: 25x slower for a million names.
-                    run_globals.clear()
-                    run_globals.update(init_globals)
-                _set_special_globals(run_globals, run_name, target.spec)
-                exec(target.code, run_globals)
-            except BaseException as exc:
-                exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if alter_sys:
+            # argv[0] is None for a module without a file, as runpy has it.
+            argv = [target.spec.origin, *(sys.argv[1:] if args is None else args)]
+            saved_argv = sys.argv
+            saved_module = sys.modules.get(run_name, _MISSING)
+            saved_main = sys.modules.get("__main__", _MISSING)
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            if argv is not None:
+                sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
+                sys.modules[run_name] = module
+            if init_globals is not None:
+                # Into an empty dict, update() copies a whole dict table at once (as
+                # runpy's `{}` gets it); into ModuleType's five keys it inserts name by
+                # name: 25x slower for a million names.
+                run_globals.clear()
+                run_globals.update(init_globals)
+            _set_special_globals(run_globals, run_name, target.spec)
+            exec(target.code, run_globals)
+        except BaseException as exc:
+            exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
+        finally:
+            if argv is not None:
+                # Plain stores and no calls: an asynchronous KeyboardInterrupt is only
+                # delivered at a call or a loop's jump, so it cannot stop this halfway.
+                sys.argv = saved_argv
+                if saved_module is not _MISSING:
+                    sys.modules[run_name] = saved_module
+                elif run_name in sys.modules:
+                    del sys.modules[run_name]
+                if saved_main is not _MISSING:
+                    sys.modules["__main__"] = saved_main  # also when the module replaced it
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     result = RunResult(
         module=mod_name,
         run_name=run_name,
@@ -317,7 +321,7 @@ def run_module(
             mod_name,
             init_globals,
             run_name=run_name,
-            args=sys.argv[1:],
+            args=None,  # runpy changes argv[0] only
             alter_sys=alter_sys,
         )
     except NotRunnable as e:
@@ -358,9 +362,11 @@ def merge_into(
         and (not only or _matches(name, only))
         and not _matches(name, exclude)
     )
-    for name in names:
-        namespace[name] = result.globals[name]
+    values = {name: result.globals[name] for name in names}
+    # Recorded first, then one update() as the last step: an interrupt can come before or
+    # after the copy, never between a name copied and its being reported.
     result.merged = names
+    namespace.update(values)
     return names
 
 

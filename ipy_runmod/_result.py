@@ -25,7 +25,7 @@ def exit_code_of(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
     if isinstance(exc.code, int):
-        return exc.code
+        return int(exc.code)  # sys.exit(True) exits with 1
     return 1  # a message or any other object: Python prints it and exits with 1
 
 
