@@ -29,6 +29,13 @@ def exit_code_of(exc: SystemExit) -> int:
     return 1  # a message or any other object: Python prints it and exits with 1
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration as people read it: `48.2 µs`, `3.1 ms`, `2.50 s`."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -301,7 +308,7 @@ class RunResult(Mapping[str, Any]):
     def _header(self) -> str:
         return (
             f"{self.module} as {self.run_name}: {self._status()}, "
-            f"{_count(len(self.bound), 'name')} bound, {self.elapsed * 1000:.1f} ms"
+            f"{_count(len(self.bound), 'name')} bound, {format_seconds(self.elapsed)}"
         )
 
     def __repr__(self) -> str:

@@ -32,7 +32,7 @@ from traitlets import Bool, Unicode
 
 from . import _core
 from ._reload import note_imports, reload_changed
-from ._result import RunResult
+from ._result import RunResult, format_seconds
 
 
 class ModuleExit(Exception):
@@ -119,10 +119,6 @@ def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
         seen_runner = seen_runner or is_runner
         tb = tb.tb_next
     return None
-
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 _FORMATTER = DollarFormatter()
@@ -379,7 +375,8 @@ class RunModMagics(Magics):
             )
         if opts.time:
             print(
-                f"{opts.module}: wall {_seconds(result.elapsed)}, CPU {_seconds(result.cpu_time)}"
+                f"{opts.module}: wall {format_seconds(result.elapsed)}, "
+                f"CPU {format_seconds(result.cpu_time)}"
             )
         if not result.ok:
             assert result.exception is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -37,6 +38,9 @@ def pkg(make_package: Any) -> str:
             "never_run.py": "raise RuntimeError('this module must not run')\n",
         }
     )
+
+
+DURATION = r"\d+\.\d+ (µs|ms|s)"
 
 
 def cell_magic(ip: InteractiveShell, line: str, body: str) -> Any:
@@ -142,7 +146,7 @@ def test_time_prints_one_line(
 ) -> None:
     ip.run_line_magic("runmod", f"{pkg} -t")
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith(f"{pkg}: wall ") and ", CPU " in line and line.endswith("ms")
+    assert re.fullmatch(rf"{pkg}: wall {DURATION}, CPU {DURATION}", line), line
     ip.run_line_magic("config", "RunModMagics.show_time = True")
     ip.run_line_magic("runmod", pkg)
     assert ", CPU " in capsys.readouterr().out
