@@ -90,6 +90,12 @@ def _check_module_name(name: str) -> None:
         raise UsageError(f"{name!r} is not a valid module name")
 
 
+def _shown(word: str) -> str:
+    """A word of the line as it can be typed back, on one line (a message is one line)."""
+    quoted = shlex.quote(word)
+    return quoted if quoted.isprintable() else repr(word)
+
+
 def _did_you_mean(missing: str) -> str:
     parent, _, leaf = missing.rpartition(".")
     candidates = _core.submodule_names(parent or None)
@@ -146,11 +152,11 @@ def _parse_words(line: str) -> tuple[argparse.Namespace, tuple[str, ...]]:
         what = "option" if extra[0].startswith("-") else "argument"
         raise UsageError(
             f"unrecognized {what} {extra[0]!r}; module arguments go after `--`, "
-            f"as in: %runmod {ns.module} -- {' '.join(map(shlex.quote, extra))}"
+            f"as in: %runmod {_shown(ns.module)} -- {' '.join(map(_shown, extra))}"
         )
     _check_module_name(ns.module)
     if ns.main and ns.run_name not in (None, "__main__"):
-        raise UsageError(f"--main contradicts --run-name {ns.run_name}; give one of them")
+        raise UsageError(f"--main contradicts --run-name {_shown(ns.run_name)}; give one of them")
     return ns, tuple(args)
 
 
@@ -363,16 +369,13 @@ class RunModMagics(Magics):
         except _core.NotRunnable as e:
             raise UsageError(_not_runnable_message(opts.module, e)) from None
         except BaseException as e:
+            interrupted = _core.last_result()
+            if opts.merge and interrupted is not None and interrupted.exception is e:
+                self._merge(interrupted, opts)  # a KeyboardInterrupt is a failed run too
             self._show_from_user_code(e)
             raise
         if opts.merge:
-            _core.merge_into(
-                namespace,
-                result,
-                skip=self._is_ipython_name,
-                only=opts.only,
-                exclude=opts.exclude,
-            )
+            self._merge(result, opts)
         if opts.time:
             print(
                 f"{opts.module}: wall {format_seconds(result.elapsed)}, "
@@ -405,6 +408,16 @@ class RunModMagics(Magics):
         if init_globals is None:
             return parameters
         return {**init_globals, **parameters}
+
+    def _merge(self, result: RunResult, opts: Options) -> None:
+        assert self.shell is not None
+        _core.merge_into(
+            self.shell.user_ns,
+            result,
+            skip=self._is_ipython_name,
+            only=opts.only,
+            exclude=opts.exclude,
+        )
 
     def _is_ipython_name(self, name: str) -> bool:
         """IPython's hidden names (In, Out, get_ipython...) and its history variables."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 import itertools
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+from ipy_runmod._core import SYS_LOCK
 
 _counter = itertools.count()
 
@@ -67,12 +69,15 @@ def ip(shell_session: InteractiveShell) -> Iterator[InteractiveShell]:
 class Invariants:
     """What must hold after any %runmod, good or bad (README, "Guarantees")."""
 
-    def __init__(self, namespace: dict[str, Any]) -> None:
+    def __init__(self, namespace: dict[str, Any], hidden: Iterable[str] = ()) -> None:
         self.namespace = namespace
+        #: IPython's hidden names (`shell.user_ns_hidden`): never merged, like dunders.
+        self.hidden = frozenset(hidden)
         self.argv = sys.argv
         self.argv_items = list(sys.argv)
         self.main = sys.modules.get("__main__")
         self.modules = set(sys.modules)
+        self.entries = dict(sys.modules)
         self.names = dict(namespace)
 
     def check(
@@ -84,13 +89,30 @@ class Invariants:
         added = set(sys.modules) - self.modules
         for name in run_names:
             assert name not in added, f"{name} left in sys.modules"
+            # An entry the run replaced for its duration is the very same object again.
+            assert sys.modules.get(name) is self.entries.get(name), f"{name} not restored"
+        # The lock that guards sys during a run is never left held by this thread.
+        assert not SYS_LOCK._is_owned(), "ipy_runmod._core.SYS_LOCK left held"
         after = {k: v for k, v in self.namespace.items() if k not in merged}
         before = {k: v for k, v in self.names.items() if k not in merged}
         assert after.keys() == before.keys()
         changed = [k for k in before if after[k] is not before[k]]
         assert not changed, f"names changed without a merge: {changed}"
+        # The notebook's dunders and IPython's hidden names stay, even if reported merged.
+        protected = [k for k in merged if k in self.hidden or _is_dunder(k)]
+        assert not protected, f"dunder or hidden names merged: {protected}"
+        for name, value in self.names.items():
+            if name in self.hidden or _is_dunder(name):
+                assert self.namespace.get(name, _GONE) is value, f"{name} changed"
+
+
+_GONE = object()
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and len(name) > 4
 
 
 @pytest.fixture
 def invariants(ip: InteractiveShell) -> Callable[[], Invariants]:
-    return lambda: Invariants(ip.user_ns)
+    return lambda: Invariants(ip.user_ns, ip.user_ns_hidden)

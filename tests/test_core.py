@@ -801,7 +801,7 @@ def test_repr_is_one_line(make_package: MakePackage) -> None:
     good = repr(run(f"{pkg}.good", {"untouched": 0}, run_name="__main__"))
     bad = repr(run(f"{pkg}.bad"))
     for text in (good, bad):
-        assert "\n" not in text and text.startswith("<RunResult") and text.endswith("ms>")
+        assert "\n" not in text and text.startswith("<RunResult") and text.endswith("s>")
     assert f"{pkg}.good" in good and "__main__" in good and "2 names" in good
     assert "ok" in good.replace(pkg, "") and "failed" not in good
     assert f"{pkg}.bad" in bad and "failed" in bad and "1 name " in bad
