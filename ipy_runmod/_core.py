@@ -420,7 +420,8 @@ def plan(
     alter_sys: bool = True,
 ) -> Plan:
     """Find `mod_name` as `run` would (importing its parent packages) without running it."""
-    target = find_module(mod_name)
+    with SYS_LOCK:
+        target = find_module(mod_name)
     loader = target.spec.loader
     return Plan(
         module=mod_name,

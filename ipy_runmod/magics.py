@@ -119,7 +119,8 @@ def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
     """The traceback after the runner's own frames (the cell, IPython and ipy_runmod)."""
     seen_runner = False
     while tb is not None:
-        is_runner = tb.tb_frame.f_globals.get("__name__", "").startswith(__package__ or "")
+        name = tb.tb_frame.f_globals.get("__name__")
+        is_runner = isinstance(name, str) and name.partition(".")[0] == __package__
         if seen_runner and not is_runner:
             return tb
         seen_runner = seen_runner or is_runner
