@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._core import NotRunnable, last_result, merge_into, run, run_module
-from ._result import RunResult, UnpicklableError
+from ._core import NotRunnable, Plan, last_result, merge_into, run, run_module
+from ._result import ModuleExit, RunResult, UnpicklableError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ModuleExit",
     "NotRunnable",
+    "Plan",
     "RunResult",
     "UnpicklableError",
     "__version__",

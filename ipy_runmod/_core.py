@@ -261,7 +261,7 @@ def run(
             saved_argv = sys.argv
             saved_module = sys.modules.get(run_name, _MISSING)
             saved_main = sys.modules.get("__main__", _MISSING)
-        wall, cpu = time.perf_counter(), time.process_time()
+        started: tuple[float, float] | None = None
         try:
             if argv is not None:
                 sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
@@ -273,6 +273,7 @@ def run(
                 run_globals.clear()
                 run_globals.update(init_globals)
             _set_special_globals(run_globals, run_name, target.spec)
+            started = time.perf_counter(), time.process_time()  # the module's code alone
             exec(target.code, run_globals)
         except BaseException as exc:
             exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
@@ -287,7 +288,9 @@ def run(
                     del sys.modules[run_name]
                 if saved_main is not _MISSING:
                     sys.modules["__main__"] = saved_main  # also when the module replaced it
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall = cpu = 0.0
+    if started is not None:
+        wall, cpu = time.perf_counter() - started[0], time.process_time() - started[1]
     result = RunResult(
         module=mod_name,
         run_name=run_name,

@@ -29,6 +29,29 @@ def exit_code_of(exc: SystemExit) -> int:
     return 1  # a message or any other object: Python prints it and exits with 1
 
 
+class ModuleExit(Exception):
+    """The module called `sys.exit()` with a non-zero status or a message.
+
+    Shown as one line, like a failing command in a shell; the cell fails and the
+    kernel keeps running. The original `SystemExit` is the `__cause__`.
+    """
+
+    def __init__(self, module: str, exit: SystemExit) -> None:
+        status = exit_code_of(exit)
+        # A message is shown as Python prints it, but on one line.
+        detail = "" if isinstance(exit.code, int) else f": {exit.code}"
+        if not detail.isprintable():
+            detail = (
+                f": {exit.code!r}" if isinstance(exit.code, str) else ": " + repr(str(exit.code))
+            )
+        super().__init__(f"{module} exited with status {status}{detail}")
+        self.module = module
+        self.code = exit.code
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 def format_seconds(seconds: float) -> str:
     """A duration as people read it: `48.2 µs`, `3.1 ms`, `2.50 s`."""
     if seconds < 1e-3:
@@ -266,9 +289,12 @@ class RunResult(Mapping[str, Any]):
         return {
             "format": _PICKLE_FORMAT,
             "attributes": {
-                key: value
-                for key, value in self.__dict__.items()
-                if key not in ("globals", "spec", "exception", "dropped")
+                **{
+                    key: value
+                    for key, value in self.__dict__.items()
+                    if key not in ("globals", "spec", "exception", "dropped", "_bound")
+                },
+                "_bound": self.bound,  # worked out now: never the namespace it is read from
             },
             "globals": values,
             "spec": (spec, self.spec.name, self.spec.origin),

@@ -32,25 +32,7 @@ from traitlets import Bool, Unicode
 
 from . import _core
 from ._reload import note_imports, reload_changed
-from ._result import RunResult, format_seconds
-
-
-class ModuleExit(Exception):
-    """The module called `sys.exit()` with a non-zero status or a message.
-
-    Shown as one line, like a failing command in a shell; the cell fails and the
-    kernel keeps running. The original `SystemExit` is the `__cause__`.
-    """
-
-    def __init__(self, module: str, exit: SystemExit) -> None:
-        status = _core.exit_code_of(exit)
-        detail = f": {exit.code}" if not isinstance(exit.code, int) else ""
-        super().__init__(f"{module} exited with status {status}{detail}")
-        self.module = module
-        self.code = exit.code
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
+from ._result import ModuleExit, RunResult, format_seconds
 
 
 @dataclass
@@ -146,9 +128,7 @@ def _parse_words(line: str) -> tuple[argparse.Namespace, tuple[str, ...]]:
     if "--" in words:
         at = words.index("--")
         words, args = words[:at], words[at + 1 :]
-    parser = RunModMagics.runmod.parser
-    parser.allow_abbrev = False  # `--mer` must not silently mean `--merge`
-    ns, extra = parser.parse_known_args(words)
+    ns, extra = RunModMagics.runmod.parser.parse_known_args(words)
     if extra:
         what = "option" if extra[0].startswith("-") else "argument"
         raise UsageError(
@@ -305,12 +285,30 @@ class RunModMagics(Magics):
         notebook's, and never land in the notebook (not even with --merge, unless
         the module rebinds them). Any object can be a parameter.
 
+        Merging (--merge, --only): a name is copied when the module bound it (new,
+        or bound to another object than it was given: identity, not equality), it
+        is not a dunder nor one of IPython's own names (In, Out, _, _i3, ...), and
+        it passes --only/--exclude. Names the module deleted stay in the notebook.
+
         Errors: an exception in the module fails the cell, with a traceback that
-        starts in the module (%debug and %pdb work). sys.exit(0) is a success; a
+        starts in the module (%debug and %pdb work); with --merge, what the module
+        bound before failing is merged first. Ctrl-C (KeyboardInterrupt) is a
+        failed run too, raised once sys is restored. sys.exit(0) is a success; a
         non-zero exit fails the cell with one line (ModuleExit). A mistake on the
         line (bad option, unknown or misspelt module, relative name) is a
-        one-line UsageError, with a suggestion for a misspelt module. The result
-        of every run, failed ones too, is ipy_runmod.last_result().
+        one-line UsageError, with a suggestion for a misspelt module.
+
+        The result (-o, and ipy_runmod.last_result() for every run, failed ones
+        too) is a RunResult: a read-only mapping over the module's globals, with
+        .module, .run_name, .file, .spec, .argv, .globals, .bound, .merged,
+        .elapsed, .cpu_time, .exception, .exit_code and .ok.
+
+        --reload judges a module changed when its file's mtime or size differs from
+        what they were at the end of the cell that imported it.
+
+        Limits: with --no-alter-sys what the module itself does to sys stays, as
+        under runpy. Runs hold a lock on sys: a module that starts %runmod in
+        another thread and waits for it deadlocks (nested in one thread is fine).
 
         Tab completion: `%runmod pk<TAB>` completes top-level modules,
         `%runmod pkg.<TAB>` submodules, `%runmod --<TAB>` options.
@@ -347,17 +345,17 @@ class RunModMagics(Magics):
         namespace = self.shell.user_ns
         init_globals: dict[str, Any] | None = None if opts.isolated else namespace
         try:
-            if opts.reload:
-                reloaded = reload_changed(opts.module)
-                print(
-                    f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
-                )
-            if opts.which:
+            if opts.which:  # before --reload: --which executes nothing but parent packages
                 plan = _core.plan(
                     opts.module, run_name=opts.run_name, args=opts.args, alter_sys=opts.alter_sys
                 )
                 print(plan)
                 return plan if opts.result else None
+            if opts.reload:
+                reloaded = reload_changed(opts.module)
+                print(
+                    f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
+                )
             if cell is not None:
                 init_globals = self._with_parameters(init_globals, cell)
             result = _core.run(
@@ -369,6 +367,10 @@ class RunModMagics(Magics):
             )
         except _core.NotRunnable as e:
             raise UsageError(_not_runnable_message(opts.module, e)) from None
+        except SyntaxError as e:
+            # The module (or the cell body) does not compile: IPython shows where; the
+            # frames of the runner and of importlib's compile say nothing.
+            raise e.with_traceback(None) from None
         except BaseException as e:
             interrupted = _core.last_result()
             if opts.merge and interrupted is not None and interrupted.exception is e:
@@ -467,8 +469,9 @@ class RunModMagics(Magics):
     def _show_from_user_code(self, exc: BaseException) -> None:
         """Have IPython show `exc` from the user's code on, without runner frames.
 
-        `_render_traceback_` is IPython's hook for an exception to format itself; the
-        traceback object itself stays whole, so %debug and %pdb see every frame.
+        `_render_traceback_` is IPython's hook for an exception to format itself. The
+        traceback object keeps the frames from the cell down, so %debug and %pdb start
+        in the module's innermost frame.
         """
         if hasattr(exc, "_render_traceback_"):
             return
@@ -485,7 +488,8 @@ class RunModMagics(Magics):
             pass  # an exception type that refuses attributes: shown in full
 
 
-_MAGIC_ON_LINE = re.compile(r"%%?runmod\s")
+# `%runmod ...`, `%%runmod ...` or `res = %runmod ...` at the start of the line.
+_MAGIC_ON_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%%?runmod\s")
 
 
 @context_matcher()
@@ -497,7 +501,7 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     the other completers.
     """
     line = context.text_until_cursor
-    found = _MAGIC_ON_LINE.search(line)
+    found = _MAGIC_ON_LINE.match(line)
     if found is None:
         return {"completions": [], "suppress": False}
     words = line[found.end() :].split()
@@ -527,6 +531,9 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
         "matched_fragment": current,
         "suppress": True,  # the Python completers have nothing to add on a %runmod line
     }
+
+
+RunModMagics.runmod.parser.allow_abbrev = False  # `--mer` must not silently mean `--merge`
 
 
 def _note_imports_after_cell(result: Any) -> None:

@@ -21,11 +21,10 @@ VENV_PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 def bootstrap() -> int:
     """Create the virtual environment if needed and run this script again with it."""
-    if not VENV_PYTHON.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     check = [str(VENV_PYTHON), "-I", "-c", "import IPython, ipy_runmod"]
-    if subprocess.run(check, capture_output=True).returncode != 0:
+    if not VENV_PYTHON.exists() or subprocess.run(check, capture_output=True).returncode:
         print(f"demo: installing ipy_runmod into {VENV} (first run only)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
         install = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([str(VENV_PYTHON), *install, "-e", str(REPO)], check=True)
     return subprocess.run([str(VENV_PYTHON), __file__, *sys.argv[1:]]).returncode

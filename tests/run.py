@@ -18,34 +18,36 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SUPPORTED = ("3.11", "3.12", "3.13")
+OLDEST_MINOR = 11  # CPython 3.11 and newer
+PROBE = "import sys, venv; print(sys.implementation.name, *sys.version_info[:3])"
 
 
 def interpreters() -> dict[str, str]:
-    """One interpreter per supported minor version: {"3.12": "/path/to/python3.12"}."""
+    """The newest CPython 3.11+ of each minor version found: {"3.12": "/path/to/python"}."""
     candidates: list[str] = []
     pyenv = shutil.which("pyenv")
     if pyenv:
         root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
         versions = Path(root, "versions")
         if versions.is_dir():
-            candidates += [str(p / "bin" / "python") for p in sorted(versions.iterdir())]
-    candidates += [shutil.which(f"python{minor}") or "" for minor in SUPPORTED]
+            candidates += [str(p / "bin" / "python") for p in versions.iterdir()]
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in range(OLDEST_MINOR, 30)]
     candidates.append(sys.executable)
-    found: dict[str, str] = {}
+    found: dict[tuple[int, int, int], str] = {}
     for exe in filter(None, candidates):
         try:
-            out = subprocess.run(
-                [exe, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            ).stdout.strip()
+            out = subprocess.run([exe, "-c", PROBE], capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if out in SUPPORTED:
-            found.setdefault(out, exe)
-    return dict(sorted(found.items()))
+        name, *numbers = out.stdout.split() or [""]
+        if name == "cpython" and len(numbers) == 3:
+            version = (int(numbers[0]), int(numbers[1]), int(numbers[2]))
+            if version[:2] >= (3, OLDEST_MINOR):
+                found.setdefault(version, exe)
+    newest: dict[str, str] = {}
+    for version, exe in sorted(found.items(), reverse=True):
+        newest.setdefault(f"{version[0]}.{version[1]}", exe)
+    return dict(sorted(newest.items(), key=lambda item: int(item[0].split(".")[1])))
 
 
 def run(*cmd: str | Path) -> int:
@@ -57,8 +59,14 @@ def prepare(minor: str, exe: str) -> Path:
     """A virtual environment for `exe` with ipy_runmod[test] installed, editable."""
     venv = ROOT / ".venvs" / f"py{minor}"
     python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([exe, "-m", "venv", "--clear", str(venv)], check=True)
+    has_pip = [python, "-m", "pip", "--version"]
+    if not python.exists() or subprocess.run(has_pip, capture_output=True).returncode:
+        # (made again when an earlier attempt left one without pip behind)
+        if subprocess.run([exe, "-m", "venv", "--clear", str(venv)]).returncode:
+            sys.exit(
+                f"cannot make a virtual environment with {exe}: is its venv module "
+                f"(Debian's python{minor}-venv, say) installed?"
+            )
     subprocess.run(
         [
             python,
@@ -93,7 +101,11 @@ def leftover_cluster_processes(wait: float = 15.0) -> list[str]:
     """
     deadline = time.monotonic() + wait
     while True:
-        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
+        try:
+            ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True)
+        except FileNotFoundError:
+            print("no ps here: leftover ipyparallel processes are not looked for")
+            return []
         found = [
             line.strip()
             for line in ps.stdout.splitlines()
@@ -107,7 +119,7 @@ def leftover_cluster_processes(wait: float = 15.0) -> list[str]:
 def main(pytest_args: list[str]) -> int:
     found = interpreters()
     if not found:
-        print(f"no CPython {', '.join(SUPPORTED)} interpreter found", file=sys.stderr)
+        print(f"no CPython 3.{OLDEST_MINOR} or newer found", file=sys.stderr)
         return 1
     print("interpreters:", ", ".join(f"{m} ({e})" for m, e in found.items()), flush=True)
     status, totals, lines = 0, [0, 0, 0], []

@@ -102,6 +102,6 @@ def test_result_displays_as_html(kernel: Kernel) -> None:
 
 def test_kernel_argv_untouched(kernel: Kernel) -> None:
     before = kernel.execute("print(sys.argv)").stdout
-    kernel.execute("%runmod kpkg.cli --main -- --alpha 2")
-    kernel.execute("%runmod kpkg.fails")
+    assert kernel.execute("%runmod kpkg.cli --main -- --alpha 2").status == "ok"
+    assert kernel.execute("%runmod kpkg.fails").content["ename"] == "ValueError"
     assert kernel.execute("print(sys.argv)").stdout == before

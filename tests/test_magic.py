@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 import sys
 from typing import Any
@@ -148,8 +147,8 @@ def test_module_arguments_after_double_dash(ip: InteractiveShell, pkg: str) -> N
 
 
 def test_options_after_the_module_name(ip: InteractiveShell, pkg: str) -> None:
-    ip.user_ns["x"] = 0
-    runmod(ip, f"{pkg}.binds --run-name __main__ --merge --only result_a")
+    res = runmod(ip, f"{pkg}.binds --run-name __main__ --merge --only result_a -o")
+    assert res.run_name == "__main__" and res["__name__"] == "__main__"
     assert ip.user_ns["result_a"] == 1
     assert "result_b" not in ip.user_ns
 
@@ -330,9 +329,10 @@ def test_debug_after_failure(
 ) -> None:
     cell(ip, f"%runmod {pkg}.fails")
     capsys.readouterr()
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("p before\nq\n"))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("p ('seen', before)\nq\n"))
     ip.run_line_magic("debug", "")
     out = capsys.readouterr().out
+    assert "('seen', 1)" in out  # the debugger stands in the module's frame, its globals too
     assert "fails.py" in out and "1" in out
 
 
@@ -362,6 +362,21 @@ def test_system_exit_nonzero_fails_with_one_line(
     text = (out.out + out.err).strip()
     assert text == f"ModuleExit: {pkg}.exits {message}"
     assert cell(ip, "1 + 1").success  # the session goes on
+
+
+def test_exit_message_stays_on_one_line(ip: InteractiveShell, pkg: str, capsys: Any) -> None:
+    ip.user_ns["code"] = "two\nlines"
+    result = cell(ip, f"%runmod {pkg}.exits")
+    assert str(result.error_in_exec) == f"{pkg}.exits exited with status 1: 'two\\nlines'"
+
+
+def test_syntax_error_in_module(ip: InteractiveShell, make_package: Any, capsys: Any) -> None:
+    name = make_package({"__init__.py": "", "bad.py": "x = 1\ndef f(:\n    pass\n"})
+    result = cell(ip, f"%runmod {name}.bad")
+    assert isinstance(result.error_in_exec, SyntaxError)
+    assert result.error_in_exec.lineno == 2
+    out = capsys.readouterr().out
+    assert "bad.py" in out and "_codecache" not in out and "importlib" not in out
 
 
 def test_keyboard_interrupt_restores_sys(
@@ -438,7 +453,6 @@ def test_result_repr_and_html(ip: InteractiveShell, pkg: str) -> None:
     assert re.search(r"\d+ names bound, \d+\.\d+ (µs|ms|s)>$", text), text
     html = res._repr_html_()
     assert "<table" in html and "result_b" in html and "list" in html
-    assert pickle.loads(pickle.dumps(res["result_b"])) == [2]
 
 
 def test_configuration_and_line_flags_win(ip: InteractiveShell, pkg: str) -> None:
@@ -475,25 +489,40 @@ def test_settings_from_ipython_config(shell_session: InteractiveShell, pkg: str)
 
 def test_help_is_a_manual(ip: InteractiveShell) -> None:
     doc = ip.find_line_magic("runmod").__doc__
-    assert "python -m" in doc
-    for option in (
-        "--run-name",
-        "--main",
-        "--isolated",
-        "--merge",
-        "--only",
-        "--exclude",
-        "--result",
-        "--no-alter-sys",
-        "Examples",
+    for text in (
+        "is `python -m pkg.analysis",  # the equivalence
+        "[-- ARG ...]",
+        "Cell form:",
+        "Merging (--merge, --only):",
+        "Errors:",
+        "The result (-o, and ipy_runmod.last_result()",
+        "--reload judges a module changed",
+        "Limits:",
+        "Settings (c.RunModMagics.NAME",
+        "Tab completion:",
+        "Examples:",
     ):
+        assert text in doc, text
+    for option in ("--run-name", "--main", "--isolated", "--merge", "--only", "--exclude"):
+        assert option in doc
+    for option in ("--result", "--time", "--which", "--reload", "--no-alter-sys"):
         assert option in doc
 
 
-def test_future_import_is_not_a_result(ip: InteractiveShell, make_package: Any) -> None:
-    name = make_package(
-        {"__init__.py": "", "fut.py": "from __future__ import annotations\nx: int = 1\n"}
-    )
-    res = ip.run_line_magic("runmod", f"{name}.fut -o --merge")
-    assert res.bound == ("x",) and res.merged == ("x",)
-    assert "annotations" not in ip.user_ns
+def test_unload_removes_completer_and_cell_hook(shell_session: InteractiveShell) -> None:
+    from ipy_runmod import magics
+
+    ip = shell_session
+
+    def installed() -> tuple[int, int]:
+        callbacks = ip.events.callbacks["post_run_cell"]
+        return (
+            ip.Completer.custom_matchers.count(magics.complete),
+            callbacks.count(magics._note_imports_after_cell),
+        )
+
+    ip.run_line_magic("load_ext", "ipy_runmod")
+    ip.run_line_magic("reload_ext", "ipy_runmod")
+    assert installed() == (1, 1)
+    ip.run_line_magic("unload_ext", "ipy_runmod")
+    assert installed() == (0, 0)
