@@ -87,29 +87,28 @@ def _leak_argv_items() -> Callable[[], None]:
     return undo
 
 
-def _leak_main() -> Callable[[], None]:
-    saved = sys.modules["__main__"]
-    sys.modules["__main__"] = type(sys)("__main__")
+def _replaced_module(name: str) -> Callable[[], Callable[[], None]]:
+    """A leak: sys.modules[name] replaced by a stand-in (the undo puts it back)."""
 
-    def undo() -> None:
-        sys.modules["__main__"] = saved
+    def leak() -> Callable[[], None]:
+        saved = sys.modules[name]
+        sys.modules[name] = type(sys)(name)
 
-    return undo
+        def undo() -> None:
+            sys.modules[name] = saved
+
+        return undo
+
+    return leak
+
+
+_leak_main = _replaced_module("__main__")
+_replace_run_module = _replaced_module("json")
 
 
 def _leak_run_module() -> Callable[[], None]:
     sys.modules["rm_leaked_run"] = type(sys)("rm_leaked_run")
     return lambda: sys.modules.pop("rm_leaked_run", None) and None
-
-
-def _replace_run_module() -> Callable[[], None]:
-    saved = sys.modules["json"]
-    sys.modules["json"] = type(sys)("json")
-
-    def undo() -> None:
-        sys.modules["json"] = saved
-
-    return undo
 
 
 def _hold_lock() -> Callable[[], None]:
