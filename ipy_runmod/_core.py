@@ -162,24 +162,51 @@ def _is_dunder(name: object) -> bool:
 
 def bound_names(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[str, ...]:
     """Names the module bound: new, or bound to another object than the one it was given."""
+    return _names_only(run_globals, _changed(run_globals, given))
+
+
+def _changed(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> list[Any]:
+    """The keys of `run_globals` that are not in `given`, or hold another object there."""
     candidates = _changed_in_order(run_globals, given)
     if candidates is None:
         get = given.get
         candidates = [
             name for name, value in run_globals.items() if get(name, _MISSING) is not value
         ]
+    return candidates
+
+
+def _names_only(run_globals: Mapping[str, Any], keys: list[Any]) -> tuple[str, ...]:
     # `from __future__ import annotations` binds `annotations`: a compiler directive,
     # not a result.
     return tuple(
         name
-        for name in candidates
+        for name in keys
         if not _is_dunder(name) and not isinstance(run_globals[name], __future__._Feature)
     )
 
 
+def _bound_later(
+    run_globals: dict[str, Any], given: Mapping[str, Any]
+) -> Callable[[], tuple[str, ...]]:
+    """What `RunResult.bound` works out when first asked.
+
+    Which names changed must be judged now, while `given` is as the module got it (the
+    notebook rebinds `_i`, `_` and more at every cell). Only for a huge `given` is that
+    left for later too: comparing a million names costs several times the copy runpy
+    makes of them, and most runs never ask.
+    """
+    if len(given) >= _LAZY_MIN_GIVEN:
+        return functools.partial(bound_names, run_globals, given)
+    return functools.partial(_names_only, run_globals, _changed(run_globals, given))
+
+
 #: From this many given names on, comparing the namespaces in order beats looking each
-#: name up (a million lookups are a million cache misses).
+#: name up (a million lookups are a million cache misses); a module that adds many names
+#: is compared in order too.
 _IN_ORDER_MIN_GIVEN = 50_000
+#: From this many given names on, even which names changed is judged only when asked.
+_LAZY_MIN_GIVEN = 50_000
 
 
 def _leading_dunders(namespace: Mapping[Any, Any]) -> int:
@@ -202,8 +229,10 @@ def _changed_in_order(run_globals: Mapping[str, Any], given: Mapping[str, Any]) 
     is checked by the keys' identity before values are compared position by position,
     also by identity; both comparisons are `map(operator.is_...)`, which loops in C.
     """
-    if len(given) < _IN_ORDER_MIN_GIVEN or type(run_globals) is not dict or type(given) is not dict:
+    if type(run_globals) is not dict or type(given) is not dict:
         return None
+    if len(given) < _IN_ORDER_MIN_GIVEN and len(run_globals) - len(given) < 256:
+        return None  # few names either way: the plain loop is as quick
     run_start, given_start = _leading_dunders(run_globals), _leading_dunders(given)
     run_end = run_start + len(given) - given_start
     if len(run_globals) < run_end:
@@ -297,7 +326,7 @@ def run(
         spec=target.spec,
         argv=argv,
         globals=run_globals,
-        bound=functools.partial(bound_names, run_globals, init_globals or {}),
+        bound=_bound_later(run_globals, init_globals or {}),
         elapsed=wall,
         cpu_time=cpu,
         exception=exception,

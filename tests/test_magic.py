@@ -526,3 +526,11 @@ def test_unload_removes_completer_and_cell_hook(shell_session: InteractiveShell)
     assert installed() == (1, 1)
     ip.run_line_magic("unload_ext", "ipy_runmod")
     assert installed() == (0, 0)
+
+
+def test_bound_names_are_judged_at_the_end_of_the_run(ip: InteractiveShell, pkg: str) -> None:
+    ip.user_ns["other"] = "before"
+    assert ip.run_cell(f"res = %runmod -o {pkg}.binds", store_history=True).success
+    assert ip.run_cell("other = 'rebound later'; 1 + 1", store_history=True).success
+    # Later cells rebind _i, _ and the notebook's own names: none of that is the module's.
+    assert set(ip.user_ns["res"].bound) == {"result_a", "result_b", "other", "_private", "In", "_"}
