@@ -220,9 +220,10 @@ def _leading_dunders(namespace: Mapping[Any, Any]) -> int:
 
 
 def _changed_in_order(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> list[str] | None:
-    """The keys of `run_globals` new or rebound against a huge `given`, at C speed.
+    """The keys of `run_globals` new or rebound against `given`, at C speed.
 
-    None when `given` is small, or when this way cannot tell. Dicts keep insertion order
+    Used when `given` is huge or the module added many names; None otherwise (the plain
+    loop is as quick), or when this way cannot tell. Dicts keep insertion order
     and the run namespace was filled by copying `given`, so it holds dunders, then
     `given`'s other keys in the same order, then what the module added — unless the
     module deleted a given name (a name deleted and bound again moves to the end). That

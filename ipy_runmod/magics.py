@@ -342,8 +342,7 @@ class RunModMagics(Magics):
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
         opts = self._parse(self._expand(line, local_ns))
-        namespace = self.shell.user_ns
-        init_globals: dict[str, Any] | None = None if opts.isolated else namespace
+        init_globals: dict[str, Any] | None = None if opts.isolated else self.shell.user_ns
         try:
             if opts.which:  # before --reload: --which executes nothing but parent packages
                 plan = _core.plan(
