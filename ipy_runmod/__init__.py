@@ -1,28 +1,43 @@
 """Run a module like `python -m`, inside IPython and Jupyter: `%load_ext ipy_runmod`.
 
-The core (`run_module`, `run`, `RunResult`) needs no IPython; the magics are imported
-only when the extension is loaded.
+The core (`run_module`, `run`, `execute` of a `Request`, `RunResult`) needs no IPython;
+the magics are imported only when the extension is loaded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._core import NotRunnable, Plan, last_result, merge_into, run, run_module
+from ._core import (
+    InvalidRequest,
+    NotRunnable,
+    Plan,
+    Request,
+    execute,
+    last_result,
+    merge_into,
+    plan,
+    run,
+    run_module,
+)
 from ._result import ModuleExit, RunResult, UnpicklableError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "InvalidRequest",
     "ModuleExit",
     "NotRunnable",
     "Plan",
+    "Request",
     "RunResult",
     "UnpicklableError",
     "__version__",
+    "execute",
     "last_result",
     "load_ipython_extension",
     "merge_into",
+    "plan",
     "run",
     "run_module",
     "unload_ipython_extension",

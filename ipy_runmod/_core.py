@@ -25,13 +25,17 @@ from types import CodeType, ModuleType, TracebackType
 from typing import Any
 
 from ._codecache import get_code
+from ._reload import reload_changed
 from ._result import RunResult, exit_code_of
 
 __all__ = [
+    "InvalidRequest",
     "NotRunnable",
     "Plan",
+    "Request",
     "Target",
     "bound_names",
+    "execute",
     "exit_code_of",
     "find_module",
     "last_result",
@@ -178,35 +182,34 @@ def _changed(run_globals: Mapping[str, Any], given: Mapping[str, Any]) -> list[A
 
 def _names_only(run_globals: Mapping[str, Any], keys: list[Any]) -> tuple[str, ...]:
     # `from __future__ import annotations` binds `annotations`: a compiler directive,
-    # not a result.
+    # not a result. (Inlined `_is_dunder`: this runs at the end of every run.)
+    feature = __future__._Feature
     return tuple(
         name
         for name in keys
-        if not _is_dunder(name) and not isinstance(run_globals[name], __future__._Feature)
+        if isinstance(name, str)
+        and not (name[:2] == "__" and name[-2:] == "__")
+        and type(run_globals[name]) is not feature
     )
 
 
 def _bound_later(
     run_globals: dict[str, Any], given: Mapping[str, Any]
 ) -> Callable[[], tuple[str, ...]]:
-    """What `RunResult.bound` works out when first asked.
+    """`RunResult.bound`, worked out when first asked, against `given` as it is now.
 
-    Which names changed must be judged now, while `given` is as the module got it (the
-    notebook rebinds `_i`, `_` and more at every cell). Only for a huge `given` is that
-    left for later too: comparing a million names costs several times the copy runpy
-    makes of them, and most runs never ask.
+    The notebook goes on after the run (every cell rebinds `_i`, `_` and more), so the
+    module is judged against a copy of what it was given: one copy of the table, which
+    costs less than comparing it, and most runs are never asked.
     """
-    if len(given) >= _LAZY_MIN_GIVEN:
-        return functools.partial(bound_names, run_globals, given)
-    return functools.partial(_names_only, run_globals, _changed(run_globals, given))
+    snapshot = given.copy() if type(given) is dict else dict(given)
+    return functools.partial(bound_names, run_globals, snapshot)
 
 
 #: From this many given names on, comparing the namespaces in order beats looking each
 #: name up (a million lookups are a million cache misses); a module that adds many names
 #: is compared in order too.
 _IN_ORDER_MIN_GIVEN = 50_000
-#: From this many given names on, even which names changed is judged only when asked.
-_LAZY_MIN_GIVEN = 50_000
 
 
 def _leading_dunders(namespace: Mapping[Any, Any]) -> int:
@@ -252,40 +255,97 @@ def _changed_in_order(run_globals: Mapping[str, Any], given: Mapping[str, Any]) 
     return [*islice(run_globals, run_start), *rebound, *islice(run_globals, run_end, None)]
 
 
-def run(
-    mod_name: str,
-    init_globals: Mapping[str, Any] | None = None,
-    *,
-    run_name: str | None = None,
-    args: Sequence[str] | None = (),
-    alter_sys: bool = True,
-) -> RunResult:
-    """Run `mod_name` like `python -m mod_name *args` and return a `RunResult`.
+class InvalidRequest(ValueError):
+    """A `Request` that cannot be carried out as given (nothing has run)."""
 
-    The module runs in a new namespace pre-filled from `init_globals`, which is never
-    changed. With `alter_sys`, `sys.argv` is `[module file, *args]` (`args=None` keeps
-    the process's own arguments, `sys.argv[1:]`) and the module is registered in
-    `sys.modules` under `run_name` for the duration of the run; both are put back after
-    it, and so is `sys.modules["__main__"]`.
 
-    A failure inside the module does not raise: it is `result.exception`, with the
-    globals bound until then in the result. `KeyboardInterrupt` (and any other
-    `BaseException` that is not an `Exception` or `SystemExit`) is re-raised once `sys`
-    is restored. Errors in finding the module (`NotRunnable`, or an error from a parent
-    package's `__init__`) raise before anything runs.
+#: What a `%%runmod` cell body (or any caller) gives the module on top of `init_globals`:
+#: the names themselves, or a function that works them out just before the run.
+Parameters = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+@dataclass(slots=True)
+class Request:
+    """One run of a module, everything `%runmod` can ask for; `execute` carries it out.
+
+    `args` are the module's `sys.argv[1:]` (None keeps the process's own, as runpy does);
+    `parameters` override `init_globals` for this run only; `merge_into` is the namespace
+    the names the module bound are copied into (None: no merge), filtered by `skip`,
+    `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
+    modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
     """
+
+    module: str
+    args: Sequence[str] | None = ()
+    run_name: str | None = None
+    init_globals: Mapping[str, Any] | None = None
+    parameters: Parameters | None = None
+    alter_sys: bool = True
+    reload: bool = False
+    merge_into: MutableMapping[str, Any] | None = None
+    only: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    skip: Callable[[str], bool] | None = None
+    report: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.args and not self.alter_sys:
+            raise InvalidRequest(
+                "module arguments are passed in sys.argv, which --no-alter-sys "
+                "(alter_sys=False) leaves alone"
+            )
+
+
+def execute(request: Request) -> RunResult:
+    """Carry out `request`: refresh, parameters, run, merge. The one pipeline of a run.
+
+    A failure inside the module does not raise, whatever it is (`KeyboardInterrupt`
+    too): it is `result.exception`, raised by the caller once it has the result; with
+    `merge_into`, what the module bound before failing is merged first. Errors in
+    finding the module (`NotRunnable`, an error from a parent package's `__init__`), in
+    refreshing modules or in working out the parameters raise before anything runs.
+    """
+    reloaded = reload_changed(request.module) if request.reload else None
+    if reloaded is not None and request.report is not None:
+        request.report(
+            f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
+        )
+    init_globals = request.init_globals
+    parameters = request.parameters() if callable(request.parameters) else request.parameters
+    if parameters:
+        init_globals = {**(init_globals or {}), **parameters}
+    result = _run_here(request, init_globals)
+    result.reloaded = () if reloaded is None else tuple(reloaded)
+    if request.merge_into is not None:
+        merge_into(
+            request.merge_into,
+            result,
+            skip=request.skip or _nothing,
+            only=request.only,
+            exclude=request.exclude,
+        )
+    return result
+
+
+def _nothing(name: str) -> bool:
+    return False
+
+
+def _run_here(request: Request, init_globals: Mapping[str, Any] | None) -> RunResult:
+    """Run the module in this process; its failure, of any kind, is the result's."""
     global _last
     with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
-        target = find_module(mod_name)
-    run_name = target.name if run_name is None else run_name
+        target = find_module(request.module)
+    run_name = target.name if request.run_name is None else request.run_name
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
     module = ModuleType(run_name)
     run_globals = module.__dict__
+    args = request.args
     argv: list[str | None] | None = None
     exception: BaseException | None = None
-    with SYS_LOCK if alter_sys else nullcontext():
-        if alter_sys:
+    with SYS_LOCK if request.alter_sys else nullcontext():
+        if request.alter_sys:
             # argv[0] is None for a module without a file, as runpy has it.
             argv = [target.spec.origin, *(sys.argv[1:] if args is None else args)]
             saved_argv = sys.argv
@@ -322,7 +382,7 @@ def run(
     if started is not None:
         wall, cpu = time.perf_counter() - started[0], time.process_time() - started[1]
     result = RunResult(
-        module=mod_name,
+        module=request.module,
         run_name=run_name,
         spec=target.spec,
         argv=argv,
@@ -333,6 +393,38 @@ def run(
         exception=exception,
     )
     _last = result
+    return result
+
+
+def run(
+    mod_name: str,
+    init_globals: Mapping[str, Any] | None = None,
+    *,
+    run_name: str | None = None,
+    args: Sequence[str] | None = (),
+    alter_sys: bool = True,
+) -> RunResult:
+    """Run `mod_name` like `python -m mod_name *args` and return a `RunResult`.
+
+    The module runs in a new namespace pre-filled from `init_globals`, which is never
+    changed. With `alter_sys`, `sys.argv` is `[module file, *args]` (`args=None` keeps
+    the process's own arguments, `sys.argv[1:]`) and the module is registered in
+    `sys.modules` under `run_name` for the duration of the run; both are put back after
+    it, and so is `sys.modules["__main__"]`. For every other option of `%runmod`
+    (parameters, merging, refreshing), build a `Request` and `execute` it.
+
+    A failure inside the module does not raise: it is `result.exception`, with the
+    globals bound until then in the result. `KeyboardInterrupt` (and any other
+    `BaseException` that is not an `Exception` or `SystemExit`) is re-raised once `sys`
+    is restored. Errors in finding the module (`NotRunnable`, or an error from a parent
+    package's `__init__`) raise before anything runs.
+    """
+    result = execute(
+        Request(
+            mod_name, args=args, run_name=run_name, init_globals=init_globals, alter_sys=alter_sys
+        )
+    )
+    exception = result.exception
     if exception is not None and not isinstance(exception, (Exception, SystemExit)):
         raise exception
     return result
@@ -349,14 +441,15 @@ def run_module(
     With `alter_sys`, `sys.argv[0]` is the module's file and `sys.modules[run_name]` the
     running module, both restored afterwards (under a lock, so threads are safe too).
     """
+    request = Request(
+        mod_name,
+        args=None,  # runpy changes argv[0] only
+        run_name=run_name,
+        init_globals=init_globals,
+        alter_sys=alter_sys,
+    )
     try:
-        result = run(
-            mod_name,
-            init_globals,
-            run_name=run_name,
-            args=None,  # runpy changes argv[0] only
-            alter_sys=alter_sys,
-        )
+        result = execute(request)
     except NotRunnable as e:
         raise ImportError(str(e)) from e.__cause__
     if result.exception is not None:
@@ -445,23 +538,18 @@ class Plan:
         return "\n".join(f"{key + ':':<10} {value}" for key, value in rows.items())
 
 
-def plan(
-    mod_name: str,
-    *,
-    run_name: str | None = None,
-    args: Sequence[str] = (),
-    alter_sys: bool = True,
-) -> Plan:
-    """Find `mod_name` as `run` would (importing its parent packages) without running it."""
+def plan(request: Request) -> Plan:
+    """Find the module as `execute` would (importing its parent packages), running nothing."""
     with SYS_LOCK:
-        target = find_module(mod_name)
+        target = find_module(request.module)
     loader = target.spec.loader
+    args = sys.argv[1:] if request.args is None else request.args
     return Plan(
-        module=mod_name,
+        module=request.module,
         target=target.name,
-        run_name=target.name if run_name is None else run_name,
+        run_name=target.name if request.run_name is None else request.run_name,
         file=target.spec.origin,
         loader=type(loader).__name__ if loader is not None else "None",
-        package_main=target.name != mod_name,
-        argv=[target.spec.origin, *args] if alter_sys else None,
+        package_main=target.name != request.module,
+        argv=[target.spec.origin, *args] if request.alter_sys else None,
     )

@@ -215,14 +215,17 @@ class RunResult(Mapping[str, Any]):
         )
         #: Names copied into the caller's namespace (set by `--merge`).
         self.merged: tuple[str, ...] = ()
+        #: Modules refreshed before the run because their source changed (`--reload`).
+        self.reloaded: tuple[str, ...] = ()
 
     @property
     def bound(self) -> tuple[str, ...]:
         """Names the module bound: new, or rebound to another object than it was given.
 
-        Which names changed is judged at the end of the run; for a namespace of 50,000
-        names or more, only when first asked (`--merge` asks at once), against the
-        namespace as it is then: judging a million names costs more than the run.
+        The module's globals, as they are when first asked (like `globals`, they are
+        the module's own), are judged against what it was given as it was at the end
+        of the run: whatever the notebook does afterwards, and whatever its size, the
+        notebook's own names are never the module's.
         """
         if callable(self._bound):
             self._bound = self._bound()
@@ -294,7 +297,7 @@ class RunResult(Mapping[str, Any]):
                     for key, value in self.__dict__.items()
                     if key not in ("globals", "spec", "exception", "dropped", "_bound")
                 },
-                "_bound": self.bound,  # worked out now: never the namespace it is read from
+                "_bound": self.bound,  # worked out now: the copy it is read from stays here
             },
             "globals": values,
             "spec": (spec, self.spec.name, self.spec.origin),

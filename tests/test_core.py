@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import ipy_runmod
-from ipy_runmod import NotRunnable, RunResult, last_result, merge_into, run
+from ipy_runmod import InvalidRequest, NotRunnable, RunResult, last_result, merge_into, run
 
 MakePackage = Callable[..., str]
 RunModule = Callable[..., dict[str, Any]]
@@ -705,7 +705,9 @@ def test_run_without_alter_sys(make_package: MakePackage, monkeypatch: pytest.Mo
     pkg = make_package({"__init__.py": "", "mod.py": SYS_PROBE})
     monkeypatch.setattr(sys, "argv", ["kernel", "-f"])
     before = sys_state()
-    res = run(f"{pkg}.mod", args=["ignored"], alter_sys=False)
+    with pytest.raises(InvalidRequest, match="alter_sys"):
+        run(f"{pkg}.mod", args=["lost"], alter_sys=False)  # nothing runs
+    res = run(f"{pkg}.mod", alter_sys=False)
     assert res.argv is None
     assert res["argv"] == ["kernel", "-f"] and res["registered"] is None
     assert_sys_restored(before)
@@ -892,3 +894,21 @@ def test_merge_after_failure(make_package: MakePackage) -> None:
     res = run(f"{pkg}.mod", namespace)
     assert merge_into(namespace, res) == ("before",)
     assert namespace == {"before": 1}
+
+
+@pytest.mark.parametrize("size", [10, 60_000], ids=["small", "large"])
+def test_bound_is_judged_at_the_end_of_the_run_at_every_size(
+    make_package: MakePackage, size: int
+) -> None:
+    """README, The result: `bound` is judged at the end of the run, whatever the size."""
+    body = "rebound = 'by the module'\nnew = 1\ndef later():\n    global kept\n    kept = 2\n"
+    pkg = make_package({"__init__.py": "", "mod.py": body})
+    given: dict[str, Any] = {f"v{i}": i for i in range(size)}
+    given.update(kept=object(), rebound=object())
+    res = run(f"{pkg}.mod", given)
+    # The notebook goes on: later cells rebind, add and delete names.
+    given["kept"] = "rebound in a later cell"
+    given["later"] = "bound in a later cell"
+    del given["v0"]
+    res["later"]()  # the module's own function binds one more of its globals
+    assert sorted(res.bound) == ["kept", "later", "new", "rebound"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import runpy
 import sys
 from typing import Any
 
@@ -401,9 +402,9 @@ def test_keyboard_interrupt_restores_sys(
         ("mod --mer", "unrecognized option '--mer'"),
         ("mod -n", "expected one argument"),
         ("'unbalanced", "No closing quotation"),
-        (".relative", "relative module names are not supported"),
-        ("pkg/mod.py", "looks like a file path"),
-        ("1abc", "not a valid module name"),
+        (".relative", "cannot run '.relative': Relative module names not supported"),
+        ("pkg/mod.py", "No module named 'pkg/mod'; 'pkg/mod.py' looks like a file path"),
+        ("1abc_nosuch", "No module named '1abc_nosuch'"),
         ("mod --main -n other", "--main contradicts --run-name"),
     ],
 )
@@ -414,6 +415,31 @@ def test_usage_errors_are_one_line(ip: InteractiveShell, line: str, message: str
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert ip.user_ns.keys() == before.keys()
+
+
+@pytest.mark.parametrize(
+    ("files", "line"),
+    [
+        ({"my-tool.py": "ran = 'my-tool'"}, "my-tool"),
+        ({"2fast.py": "ran = '2fast'"}, "2fast"),
+        ({"pk/__init__.py": "", "pk/py.py": "ran = 'pk.py'"}, "pk.py"),
+    ],
+    ids=["dash", "digit", "dotpy"],
+)
+def test_every_name_runpy_runs_runs(
+    ip: InteractiveShell, make_package: Any, files: dict[str, str], line: str
+) -> None:
+    """README, Usage: MODULE is found exactly as runpy finds it, whatever the name looks like."""
+    root = make_package.root
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    try:
+        assert runmod(ip, f"-o {line}")["ran"] == line
+        assert runpy.run_module(line)["ran"] == line  # the yardstick
+    finally:
+        for name in [m for m in sys.modules if m == "pk" or m.startswith("pk.")]:
+            del sys.modules[name]
 
 
 def test_module_not_found_suggests(ip: InteractiveShell, pkg: str) -> None:
@@ -487,26 +513,20 @@ def test_settings_from_ipython_config(shell_session: InteractiveShell, pkg: str)
         ip.run_line_magic("reset", "-f")
 
 
-def test_help_is_a_manual(ip: InteractiveShell) -> None:
+def test_help_is_a_short_man_page(ip: InteractiveShell) -> None:
+    """`%runmod?`: usage, the `python -m` equivalence, every option, examples; no manual."""
+    from ipy_runmod.magics import PARSER
+
     doc = ip.find_line_magic("runmod").__doc__
-    for text in (
-        "is `python -m pkg.analysis",  # the equivalence
-        "[-- ARG ...]",
-        "Cell form:",
-        "Merging (--merge, --only):",
-        "Errors:",
-        "The result (-o, and ipy_runmod.last_result()",
-        "--reload judges a module changed",
-        "Limits:",
-        "Settings (c.RunModMagics.NAME",
-        "Tab completion:",
-        "Examples:",
-    ):
-        assert text in doc, text
-    for option in ("--run-name", "--main", "--isolated", "--merge", "--only", "--exclude"):
-        assert option in doc
-    for option in ("--result", "--time", "--which", "--reload", "--no-alter-sys"):
-        assert option in doc
+    lines = doc.splitlines()
+    assert lines[2] == "  %runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]"
+    assert "is `python -m pkg.cli --alpha 0.5` run" in doc
+    assert "Examples:" in doc and "README" in doc
+    options = [s for action in PARSER._actions for s in action.option_strings]
+    assert len(options) > 15
+    for option in options:
+        assert re.search(rf"^  {re.escape(option)}\b|, {re.escape(option)}\b", doc, re.M), option
+    assert len(lines) < 70, "the README is the manual; %runmod? stays short"
 
 
 def test_unload_removes_completer_and_cell_hook(shell_session: InteractiveShell) -> None:
