@@ -38,6 +38,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
 import ipy_runmod
+from ipy_runmod._result import format_seconds
 
 #: Package whose modules have up-to-date .pyc files; the other one never has any.
 PYC, SRC = "rmbench_pyc", "rmbench_src"
@@ -178,14 +179,8 @@ def memory_case(shell: InteractiveShell, limit: int) -> Row:
     )
 
 
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def fmt_value(row: Row, value: float) -> str:
-    return fmt_time(value) if row.unit == "time" else f"{value / 1024:.0f} KiB"
+    return format_seconds(value) if row.unit == "time" else f"{value / 1024:.0f} KiB"
 
 
 def print_table(rows: Sequence[Row]) -> None:
@@ -247,10 +242,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> int:
-    print(
-        f"ipy_runmod {ipy_runmod.__version__}, Python {sys.version.split()[0]}, "
-        f"{rounds} rounds; medians, contenders interleaved\n"
-    )
     trivial, big, big_src = f"{PYC}.trivial", f"{PYC}.big", f"{SRC}.big"
 
     def trivial_vs_runpy() -> Row:
@@ -330,11 +321,20 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         "namespace": big_namespace,
         "memory": lambda: memory_case(shell, limit=1024 * 1024),
     }
+    chosen = [case for key, case in cases.items() if only is None or only in key]
+    if not chosen:
+        print(
+            f"--only {only!r} matches no case; keys: {', '.join(map(repr, cases))}", file=sys.stderr
+        )
+        return 2
+    print(
+        f"ipy_runmod {ipy_runmod.__version__}, Python {sys.version.split()[0]}, "
+        f"{rounds} rounds; medians, contenders interleaved\n"
+    )
     rows: list[Row] = []
-    for key, case in cases.items():
-        if only is None or only in key:
-            rows.append(case())
-            gc.collect()
+    for case in chosen:
+        rows.append(case())
+        gc.collect()
     print_table(rows)
     failed = [row.case for row in rows if not row.ok]
     print()
