@@ -328,6 +328,7 @@ def execute(request: Request) -> RunResult:
 
 
 def _nothing(name: str) -> bool:
+    """No name is skipped: `merge_into`'s default."""
     return False
 
 
@@ -471,7 +472,7 @@ def merge_into(
     namespace: MutableMapping[str, Any],
     result: RunResult,
     *,
-    skip: Callable[[str], bool] = lambda name: False,
+    skip: Callable[[str], bool] = _nothing,
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> tuple[str, ...]:
