@@ -105,3 +105,17 @@ def test_kernel_argv_untouched(kernel: Kernel) -> None:
     assert kernel.execute("%runmod kpkg.cli --main -- --alpha 2").status == "ok"
     assert kernel.execute("%runmod kpkg.fails").content["ename"] == "ValueError"
     assert kernel.execute("print(sys.argv)").stdout == before
+
+
+def test_each_cell_gets_its_own_reply_even_with_other_replies_queued(kernel: Kernel) -> None:
+    """A reply to another request (as `wait_for_ready` leaves after a slow start, having
+    asked kernel_info more than once) is never taken for a cell's reply."""
+    kernel.client.kernel_info()
+    reply = kernel.execute("raise ValueError('this cell')")
+    assert reply.status == "error"
+    assert (reply.content["ename"], reply.content["evalue"]) == ("ValueError", "this cell")
+    kernel.client.kernel_info()
+    assert kernel.complete("%runmod kpkg.cl") == ["kpkg.cli"]
+    after = kernel.execute("print('next')")
+    assert after.status == "ok" and after.stdout == "next\n"
+    assert after.content["execution_count"] > reply.content["execution_count"]

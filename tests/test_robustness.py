@@ -852,25 +852,15 @@ KERNEL_PACKAGE = {
 
 def _execute_and_interrupt(kernel: Kernel, code: str, when_printed: str) -> Reply:
     """Execute `code`; interrupt the kernel once it has printed `when_printed`."""
-    msg_id = kernel.client.execute(code)
-    reply = Reply(content={})
-    interrupted_at = None
-    while True:
-        msg = kernel.client.get_iopub_msg(timeout=30)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            reply.stdout += content["text"]
-            if interrupted_at is None and when_printed in reply.stdout:
-                interrupted_at = time.monotonic()
-                kernel.manager.interrupt_kernel()
-        elif kind == "error":
-            reply.outputs.append(content)
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    reply.content = kernel.client.get_shell_msg(timeout=30)["content"]
-    assert interrupted_at is not None and time.monotonic() - interrupted_at < DEADLINE / 2
+    interrupted_at: list[float] = []
+
+    def interrupt_once(stdout: str) -> None:
+        if not interrupted_at and when_printed in stdout:
+            interrupted_at.append(time.monotonic())
+            kernel.manager.interrupt_kernel()
+
+    reply = kernel.execute(code, timeout=30, on_stdout=interrupt_once)
+    assert interrupted_at and time.monotonic() - interrupted_at[0] < DEADLINE / 2
     return reply
 
 
