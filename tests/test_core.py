@@ -2,7 +2,8 @@
 
 `ipy_runmod.run_module` must be a drop-in for `runpy.run_module`: every case here runs
 through both and compares what a user observes. Then the richer `run` / `RunResult` /
-`merge_into` API of SPEC §4, §5 and §10.
+`merge_into` API of the README's "Merging back", "The result: `RunResult`" and
+"Python API (no IPython needed)".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import py_compile
 import runpy
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -819,7 +821,7 @@ def test_repr_html_escapes(make_package: MakePackage) -> None:
     assert "untouched_given" not in html
 
 
-# --- merge_into (SPEC §4) ----------------------------------------------------------------
+# --- merge_into (README, "Merging back") -------------------------------------------------
 
 MERGE_BODY = '''
 """A docstring: __doc__ is bound, but never merged."""
@@ -892,3 +894,15 @@ def test_merge_after_failure(make_package: MakePackage) -> None:
     res = run(f"{pkg}.mod", namespace)
     assert merge_into(namespace, res) == ("before",)
     assert namespace == {"before": 1}
+
+
+def test_importing_ipy_runmod_imports_no_ipython() -> None:
+    """README, "Python API (no IPython needed)": the package and its core load without it."""
+    code = (
+        "import ipy_runmod, ipy_runmod._core, sys\n"
+        "print(any(m == 'IPython' or m.startswith('IPython.') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == "False\n"

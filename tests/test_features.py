@@ -101,6 +101,18 @@ def test_failing_parameter_cell_fails_and_runs_nothing(
     check.check()
 
 
+def test_which_in_the_cell_form_runs_neither_module_nor_body(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns["effects"] = effects = []
+    before = ipy_runmod.last_result()
+    plan = cell_magic(ip, f"{pkg}.never_run --which -o", "effects.append('body ran')\nalpha = 2\n")
+    assert isinstance(plan, Plan) and plan.target == f"{pkg}.never_run"
+    assert capsys.readouterr().out.splitlines()[0] == f"module:    {pkg}.never_run"
+    assert effects == [] and "alpha" not in ip.user_ns
+    assert ipy_runmod.last_result() is before
+
+
 def test_which_prints_and_runs_nothing(
     ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -265,7 +265,7 @@ def test_exception_propagates_as_itself_and_nothing_is_lost(
     if case == "base-exception":
         assert type(info.value).__name__ == "Stop"
     if merge and isinstance(info.value, Exception):
-        assert "partial" in res.merged and ip.user_ns["partial"] == 1  # SPEC §4
+        assert "partial" in res.merged and ip.user_ns["partial"] == 1  # README, "Merging back"
     if not merge:
         assert res.merged == () and ip.user_ns["partial"] == "notebook"
 
@@ -343,7 +343,7 @@ after = 1
         assert info.value.__cause__ is res.exception
         code = res.exception.code
         assert res.exit_code == (code if isinstance(code, int) else 1)
-    # names bound before the exit are merged, success or not (SPEC §4)
+    # names bound before the exit are merged, success or not (README, "Merging back")
     assert set(res.merged) == {"sys", "Code", "partial"}
     assert ip.user_ns["partial"] == 1 and "after" not in ip.user_ns
 
