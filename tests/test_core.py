@@ -29,6 +29,8 @@ import pytest
 import ipy_runmod
 from ipy_runmod import NotRunnable, RunResult, last_result, merge_into, run
 
+pytestmark = pytest.mark.core
+
 MakePackage = Callable[..., str]
 RunModule = Callable[..., dict[str, Any]]
 

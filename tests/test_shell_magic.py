@@ -14,6 +14,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import ipy_runmod
 from ipy_runmod.magics import ModuleExit
 
+pytestmark = pytest.mark.shell
+
 ECHO = """
 import sys
 seen_argv = list(sys.argv)

@@ -7,7 +7,8 @@ module (and any entry it replaced is back), `sys.modules["__main__"]` is the not
 before, except the names the run reports as merged; those are never dunders nor IPython's
 hidden names, which do not change at all.
 
-Generated magic lines (hypothesis) are in test_robustness_generated.py.
+Generated magic lines (hypothesis) are in test_shell_robustness_generated.py; interrupting
+a real kernel is in test_kernel.py.
 """
 
 from __future__ import annotations
@@ -21,24 +22,23 @@ import linecache
 import os
 import random
 import sys
-import textwrap
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 from conftest import Invariants, MakePackage
 from IPython.core.interactiveshell import InteractiveShell
-from real_kernel import Kernel, Reply, running_kernel
 
 import ipy_runmod
 from ipy_runmod import RunResult, _core
 from ipy_runmod._core import SYS_LOCK
 from ipy_runmod.magics import ModuleExit
+
+pytestmark = pytest.mark.shell
 
 NewInvariants = Callable[[], Invariants]
 
@@ -578,6 +578,7 @@ def interrupted(
     weakref callback (`threading._dangling`) where an interrupt would be lost: pass
     `timers` to keep them alive.
     """
+
     def fire() -> None:
         if once is not None:
             once.wait(PATIENCE)
@@ -857,86 +858,6 @@ def test_an_interrupt_while_merging_leaves_exactly_the_reported_names_merged(
         lambda: runmod(ip, f"{mod} --merge"), merged_as_reported, only=("merge_into",)
     )
     assert not windows, "merged names not reported when interrupted at:\n" + "\n".join(windows)
-
-
-KERNEL_PACKAGE = {
-    "__init__.py": "",
-    "loop.py": f"""
-        import sys, time
-        partial = list(sys.argv)
-        data = "rebound by the module"
-        print("started", flush=True)
-        deadline = time.monotonic() + {DEADLINE}
-        while time.monotonic() < deadline:
-            time.sleep(0.001)
-        finished = True
-    """,
-    "echo.py": ECHO,
-}
-
-
-def _execute_and_interrupt(kernel: Kernel, code: str, when_printed: str) -> Reply:
-    """Execute `code`; interrupt the kernel once it has printed `when_printed`."""
-    interrupted_at: list[float] = []
-
-    def interrupt_once(stdout: str) -> None:
-        if not interrupted_at and when_printed in stdout:
-            interrupted_at.append(time.monotonic())
-            kernel.manager.interrupt_kernel()
-
-    reply = kernel.execute(code, timeout=30, on_stdout=interrupt_once)
-    assert interrupted_at and time.monotonic() - interrupted_at[0] < DEADLINE / 2
-    return reply
-
-
-def test_interrupt_kernel_during_a_long_run(tmp_path: Path) -> None:
-    root = tmp_path / "site"
-    for rel, text in KERNEL_PACKAGE.items():
-        path = root / "kintpkg" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    with running_kernel() as kernel:
-        setup = f"""
-import sys
-sys.path.insert(0, {str(root)!r})
-%load_ext ipy_runmod
-import ipy_runmod
-data = [1, 2]
-_before = (sys.argv, list(sys.argv), sys.modules["__main__"], set(sys.modules), data)
-"""
-        reply = kernel.execute(setup)
-        assert reply.status == "ok", reply.traceback
-        reply = _execute_and_interrupt(
-            kernel, "%runmod kintpkg.loop --main --merge -- a b\nprint('not reached')", "started"
-        )
-        assert reply.status == "error", reply.content
-        assert reply.content["ename"] == "KeyboardInterrupt"
-        assert "not reached" not in reply.stdout
-        check = """
-argv, items, main, modules, data_before = _before
-res = ipy_runmod.last_result()
-print(sys.argv is argv and sys.argv == items)
-print(sys.modules["__main__"] is main)
-print(sorted({"kintpkg.loop", "__main__"} & (set(sys.modules) - modules)))
-print(data is data_before or "data" in res.merged, "finished" in dir())
-print(("partial" in dir()) == ("partial" in res.merged))  # merged exactly as reported
-print(type(res.exception).__name__, res["partial"][1:])
-"""
-        reply = kernel.execute(check)
-        assert reply.status == "ok", reply.traceback
-        assert reply.stdout.splitlines() == [
-            "True",
-            "True",
-            "[]",
-            "True False",
-            "True",
-            "KeyboardInterrupt ['a', 'b']",
-        ]
-        reply = kernel.execute("res = %runmod kintpkg.echo -o --main -- next\nprint(res.argv[1:])")
-        assert reply.status == "ok", reply.traceback
-        assert reply.stdout == "['next']\n"
-        reply = kernel.execute("print(sys.argv is _before[0], 1 + 1)")
-        assert reply.stdout == "True 2\n"
 
 
 # ---------------------------------------------------------------------------------------
