@@ -2,7 +2,8 @@
 
     nox                          # lint, then tests-3.11, tests-3.12, ... (what is found)
     nox -l                       # list the sessions
-    nox -s tests-3.12 -- -k merge -x    # one interpreter; words after `--` go to pytest
+    nox -s tests-3.12                   # one interpreter: tests/, then the notebooks (nbval)
+    nox -s tests-3.12 -- -m core -x     # words after `--` replace both with one pytest run
     nox -s lint
 
 Interpreters are looked for among pyenv's versions and `python3.X` on PATH; the newest patch
@@ -92,7 +93,10 @@ def tests(session: nox.Session) -> None:
     session.install(".[test]")
     session.run("python", "--version")
     try:
-        session.run("pytest", *NBVAL, *session.posargs)  # no paths: pyproject's testpaths
+        # The Python tests, then the notebooks through nbval: each layer can run alone too.
+        session.run("pytest", *(session.posargs or ["tests"]))
+        if not session.posargs:
+            session.run("pytest", *NBVAL, "notebooks")
     finally:
         leftover = leftover_cluster_processes(str(session.virtualenv.location))
         if leftover:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,19 @@ class Kernel:
         self.client = client
         self.manager = manager
 
-    def execute(self, code: str, timeout: float = TIMEOUT) -> Reply:
+    def execute(
+        self,
+        code: str,
+        timeout: float = TIMEOUT,
+        on_stdout: Callable[[str], None] | None = None,
+    ) -> Reply:
+        """Run one cell; return what it printed, displayed and replied.
+
+        Every message is matched to this request by its parent's msg_id: a reply left
+        over from an earlier request (say a second `kernel_info` answered after a slow
+        start) is never taken for this cell's. `on_stdout(text so far)` is called at
+        each piece of stdout, while the cell still runs.
+        """
         msg_id = self.client.execute(code)
         reply = Reply(content={})
         while True:
@@ -58,18 +71,29 @@ class Kernel:
             if kind == "stream":
                 if content["name"] == "stdout":
                     reply.stdout += content["text"]
+                    if on_stdout is not None:
+                        on_stdout(reply.stdout)
                 else:
                     reply.stderr += content["text"]
             elif kind in ("execute_result", "display_data", "error"):
                 reply.outputs.append(content)
             elif kind == "status" and content["execution_state"] == "idle":
                 break
-        reply.content = self.client.get_shell_msg(timeout=timeout)["content"]
+        reply.content = self._shell_reply(msg_id, "execute_reply", timeout)
         return reply
 
     def complete(self, code: str, cursor_pos: int | None = None) -> list[str]:
-        self.client.complete(code, len(code) if cursor_pos is None else cursor_pos)
-        return list(self.client.get_shell_msg(timeout=TIMEOUT)["content"]["matches"])
+        msg_id = self.client.complete(code, len(code) if cursor_pos is None else cursor_pos)
+        return list(self._shell_reply(msg_id, "complete_reply", TIMEOUT)["matches"])
+
+    def _shell_reply(self, msg_id: str, msg_type: str, timeout: float) -> dict[str, Any]:
+        """The content of the shell reply to request `msg_id`; replies to others are dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.client.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                assert msg["msg_type"] == msg_type, msg["msg_type"]
+                return dict(msg["content"])
 
 
 @contextmanager

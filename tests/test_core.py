@@ -2,7 +2,8 @@
 
 `ipy_runmod.run_module` must be a drop-in for `runpy.run_module`: every case here runs
 through both and compares what a user observes. Then the richer `run` / `RunResult` /
-`merge_into` API of SPEC §4, §5 and §10.
+`merge_into` API of the README's "Merging back", "The result: `RunResult`" and
+"Python API (no IPython needed)".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import py_compile
 import runpy
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -26,6 +28,8 @@ import pytest
 
 import ipy_runmod
 from ipy_runmod import InvalidRequest, NotRunnable, RunResult, last_result, merge_into, run
+
+pytestmark = pytest.mark.core
 
 MakePackage = Callable[..., str]
 RunModule = Callable[..., dict[str, Any]]
@@ -821,7 +825,7 @@ def test_repr_html_escapes(make_package: MakePackage) -> None:
     assert "untouched_given" not in html
 
 
-# --- merge_into (SPEC §4) ----------------------------------------------------------------
+# --- merge_into (README, "Merging back") -------------------------------------------------
 
 MERGE_BODY = '''
 """A docstring: __doc__ is bound, but never merged."""
@@ -912,3 +916,15 @@ def test_bound_is_judged_at_the_end_of_the_run_at_every_size(
     del given["v0"]
     res["later"]()  # the module's own function binds one more of its globals
     assert sorted(res.bound) == ["kept", "later", "new", "rebound"]
+
+
+def test_importing_ipy_runmod_imports_no_ipython() -> None:
+    """README, "Python API (no IPython needed)": the package and its core load without it."""
+    code = (
+        "import ipy_runmod, ipy_runmod._core, sys\n"
+        "print(any(m == 'IPython' or m.startswith('IPython.') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == "False\n"

@@ -1,12 +1,18 @@
-"""What only a real kernel shows: reply status of failing cells, argv, and the session going on."""
+"""What only a real kernel shows: reply status of failing cells, argv, completion,
+interrupts, and the session going on. Every kernel test of the suite is here."""
 
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from real_kernel import Kernel, running_kernel
+from real_kernel import Kernel, Reply, running_kernel
+from test_shell_robustness import DEADLINE, ECHO
+
+pytestmark = pytest.mark.kernel
 
 PACKAGE = {
     "__init__.py": "",
@@ -105,3 +111,111 @@ def test_kernel_argv_untouched(kernel: Kernel) -> None:
     assert kernel.execute("%runmod kpkg.cli --main -- --alpha 2").status == "ok"
     assert kernel.execute("%runmod kpkg.fails").content["ename"] == "ValueError"
     assert kernel.execute("print(sys.argv)").stdout == before
+
+
+def test_each_cell_gets_its_own_reply_even_with_other_replies_queued(kernel: Kernel) -> None:
+    """A reply to another request (as `wait_for_ready` leaves after a slow start, having
+    asked kernel_info more than once) is never taken for a cell's reply."""
+    kernel.client.kernel_info()
+    reply = kernel.execute("raise ValueError('this cell')")
+    assert reply.status == "error"
+    assert (reply.content["ename"], reply.content["evalue"]) == ("ValueError", "this cell")
+    kernel.client.kernel_info()
+    assert kernel.complete("%runmod kpkg.cl") == ["kpkg.cli"]
+    after = kernel.execute("print('next')")
+    assert after.status == "ok" and after.stdout == "next\n"
+    assert after.content["execution_count"] > reply.content["execution_count"]
+
+
+def test_completion_in_a_kernel(kernel: Kernel) -> None:
+    top_level = kernel.complete("%runmod jso")
+    assert "json" in top_level and all(name.startswith("jso") for name in top_level)
+    assert kernel.complete("%runmod json.t") == ["json.tool"]
+    assert kernel.complete("%runmod --isol") == ["--isolated"]
+    assert kernel.complete("x = 1\n%runmod json.de") == ["json.decoder"]
+    assert kernel.execute("import sys; print('json.tool' in sys.modules)").stdout == "False\n"
+
+
+def test_parameters_and_which_in_a_kernel(kernel: Kernel) -> None:
+    reply = kernel.execute("%%runmod json.tool --which\nignored = 1")
+    assert reply.status == "ok" and "runs:      json.tool" in reply.stdout
+
+
+KERNEL_PACKAGE = {
+    "__init__.py": "",
+    "loop.py": f"""
+        import sys, time
+        partial = list(sys.argv)
+        data = "rebound by the module"
+        print("started", flush=True)
+        deadline = time.monotonic() + {DEADLINE}
+        while time.monotonic() < deadline:
+            time.sleep(0.001)
+        finished = True
+    """,
+    "echo.py": ECHO,
+}
+
+
+def _execute_and_interrupt(kernel: Kernel, code: str, when_printed: str) -> Reply:
+    """Execute `code`; interrupt the kernel once it has printed `when_printed`."""
+    interrupted_at: list[float] = []
+
+    def interrupt_once(stdout: str) -> None:
+        if not interrupted_at and when_printed in stdout:
+            interrupted_at.append(time.monotonic())
+            kernel.manager.interrupt_kernel()
+
+    reply = kernel.execute(code, timeout=30, on_stdout=interrupt_once)
+    assert interrupted_at and time.monotonic() - interrupted_at[0] < DEADLINE / 2
+    return reply
+
+
+def test_interrupt_kernel_during_a_long_run(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    for rel, text in KERNEL_PACKAGE.items():
+        path = root / "kintpkg" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    with running_kernel() as kernel:
+        setup = f"""
+import sys
+sys.path.insert(0, {str(root)!r})
+%load_ext ipy_runmod
+import ipy_runmod
+data = [1, 2]
+_before = (sys.argv, list(sys.argv), sys.modules["__main__"], set(sys.modules), data)
+"""
+        reply = kernel.execute(setup)
+        assert reply.status == "ok", reply.traceback
+        reply = _execute_and_interrupt(
+            kernel, "%runmod kintpkg.loop --main --merge -- a b\nprint('not reached')", "started"
+        )
+        assert reply.status == "error", reply.content
+        assert reply.content["ename"] == "KeyboardInterrupt"
+        assert "not reached" not in reply.stdout
+        check = """
+argv, items, main, modules, data_before = _before
+res = ipy_runmod.last_result()
+print(sys.argv is argv and sys.argv == items)
+print(sys.modules["__main__"] is main)
+print(sorted({"kintpkg.loop", "__main__"} & (set(sys.modules) - modules)))
+print(data is data_before or "data" in res.merged, "finished" in dir())
+print(("partial" in dir()) == ("partial" in res.merged))  # merged exactly as reported
+print(type(res.exception).__name__, res["partial"][1:])
+"""
+        reply = kernel.execute(check)
+        assert reply.status == "ok", reply.traceback
+        assert reply.stdout.splitlines() == [
+            "True",
+            "True",
+            "[]",
+            "True False",
+            "True",
+            "KeyboardInterrupt ['a', 'b']",
+        ]
+        reply = kernel.execute("res = %runmod kintpkg.echo -o --main -- next\nprint(res.argv[1:])")
+        assert reply.status == "ok", reply.traceback
+        assert reply.stdout == "['next']\n"
+        reply = kernel.execute("print(sys.argv is _before[0], 1 + 1)")
+        assert reply.stdout == "True 2\n"

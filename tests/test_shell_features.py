@@ -6,17 +6,17 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from real_kernel import Kernel, running_kernel
 
 import ipy_runmod
 from ipy_runmod._core import Plan
+
+pytestmark = pytest.mark.shell
 
 
 @pytest.fixture
@@ -99,6 +99,18 @@ def test_failing_parameter_cell_fails_and_runs_nothing(
     assert isinstance(result.error_in_exec, ZeroDivisionError)
     assert ipy_runmod.last_result() is before
     check.check()
+
+
+def test_which_in_the_cell_form_runs_neither_module_nor_body(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.user_ns["effects"] = effects = []
+    before = ipy_runmod.last_result()
+    plan = cell_magic(ip, f"{pkg}.never_run --which -o", "effects.append('body ran')\nalpha = 2\n")
+    assert isinstance(plan, Plan) and plan.target == f"{pkg}.never_run"
+    assert capsys.readouterr().out.splitlines()[0] == f"module:    {pkg}.never_run"
+    assert effects == [] and "alpha" not in ip.user_ns
+    assert ipy_runmod.last_result() is before
 
 
 def test_which_prints_and_runs_nothing(
@@ -257,27 +269,6 @@ def test_completion_in_the_shell(ip: InteractiveShell, pkg: str) -> None:
     assert "--which" in complete(ip, "%runmod --")
     assert f"{pkg}.never_run" not in sys.modules and f"{pkg}.sub" not in sys.modules
     assert not any(c.startswith("-") for c in complete(ip, "%runmod x -- --"))
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Iterator[Kernel]:
-    with running_kernel() as k:
-        assert k.execute("%load_ext ipy_runmod").status == "ok"
-        yield k
-
-
-def test_completion_in_a_kernel(kernel: Kernel) -> None:
-    top_level = kernel.complete("%runmod jso")
-    assert "json" in top_level and all(name.startswith("jso") for name in top_level)
-    assert kernel.complete("%runmod json.t") == ["json.tool"]
-    assert kernel.complete("%runmod --isol") == ["--isolated"]
-    assert kernel.complete("x = 1\n%runmod json.de") == ["json.decoder"]
-    assert kernel.execute("import sys; print('json.tool' in sys.modules)").stdout == "False\n"
-
-
-def test_parameters_and_which_in_a_kernel(kernel: Kernel) -> None:
-    reply = kernel.execute("%%runmod json.tool --which\nignored = 1")
-    assert reply.status == "ok" and "runs:      json.tool" in reply.stdout
 
 
 def test_html_result_has_header_and_escapes(ip: InteractiveShell, make_package: Any) -> None:

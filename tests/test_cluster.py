@@ -28,6 +28,8 @@ import ipy_runmod
 from ipy_runmod import RunResult
 from ipy_runmod._result import UnpicklableError, exit_code_of
 
+pytestmark = pytest.mark.cluster
+
 PKG = f"rmpar_{uuid.uuid4().hex[:8]}"  # importable on the engines and in this process
 REMOTE_PKG = f"rmremote_{uuid.uuid4().hex[:8]}"  # importable on the engines only
 

@@ -28,6 +28,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from ipy_runmod import _codecache, _core, run
 
+pytestmark = pytest.mark.core
+
 MakePackage = Callable[..., str]  # the `make_package` fixture of conftest.py
 
 #: A whole second and a bit, so that one more nanosecond stays within the same second.

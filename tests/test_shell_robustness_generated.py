@@ -34,9 +34,12 @@ from ipy_runmod.magics import ModuleExit
 
 # `%runmod rmgen.helper` after `rmgen.ok` imported it, or `%runmod rmgen.ok` after
 # `rmgen.ok.deeper` imported its parent: runpy warns the same way about these.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:.* found in sys.modules after import of package:RuntimeWarning"
-)
+pytestmark = [
+    pytest.mark.shell,
+    pytest.mark.filterwarnings(
+        "ignore:.* found in sys.modules after import of package:RuntimeWarning"
+    ),
+]
 
 PKG = "rmgen"
 

@@ -7,7 +7,8 @@ module (and any entry it replaced is back), `sys.modules["__main__"]` is the not
 before, except the names the run reports as merged; those are never dunders nor IPython's
 hidden names, which do not change at all.
 
-Generated magic lines (hypothesis) are in test_robustness_generated.py.
+Generated magic lines (hypothesis) are in test_shell_robustness_generated.py; interrupting
+a real kernel is in test_kernel.py.
 """
 
 from __future__ import annotations
@@ -15,28 +16,29 @@ from __future__ import annotations
 import _imp
 import _thread
 import gc
+import importlib
 import itertools
+import linecache
 import os
 import random
 import sys
-import textwrap
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 from conftest import Invariants, MakePackage
 from IPython.core.interactiveshell import InteractiveShell
-from real_kernel import Kernel, Reply, running_kernel
 
 import ipy_runmod
-from ipy_runmod import RunResult
+from ipy_runmod import RunResult, _core
 from ipy_runmod._core import SYS_LOCK
 from ipy_runmod.magics import ModuleExit
+
+pytestmark = pytest.mark.shell
 
 NewInvariants = Callable[[], Invariants]
 
@@ -263,7 +265,7 @@ def test_exception_propagates_as_itself_and_nothing_is_lost(
     if case == "base-exception":
         assert type(info.value).__name__ == "Stop"
     if merge and isinstance(info.value, Exception):
-        assert "partial" in res.merged and ip.user_ns["partial"] == 1  # SPEC §4
+        assert "partial" in res.merged and ip.user_ns["partial"] == 1  # README, "Merging back"
     if not merge:
         assert res.merged == () and ip.user_ns["partial"] == "notebook"
 
@@ -341,7 +343,7 @@ after = 1
         assert info.value.__cause__ is res.exception
         code = res.exception.code
         assert res.exit_code == (code if isinstance(code, int) else 1)
-    # names bound before the exit are merged, success or not (SPEC §4)
+    # names bound before the exit are merged, success or not (README, "Merging back")
     assert set(res.merged) == {"sys", "Code", "partial"}
     assert ip.user_ns["partial"] == 1 and "after" not in ip.user_ns
 
@@ -533,6 +535,8 @@ def test_threads_that_outlive_the_run(
 LOOP_SLEEP = f"""
 import sys, time
 partial = list(sys.argv)
+from . import flag
+flag.started.set()
 deadline = time.monotonic() + {DEADLINE}
 while time.monotonic() < deadline:
     time.sleep(0.001)
@@ -542,6 +546,8 @@ finished = True
 LOOP_BUSY = f"""
 import sys, time
 partial = list(sys.argv)
+from . import flag
+flag.started.set()
 deadline = time.monotonic() + {DEADLINE}
 n = 0
 while time.monotonic() < deadline:
@@ -559,16 +565,26 @@ for _ in range(10000):
 
 
 def interrupted(
-    call: Callable[[], object], delay: float, timers: list[threading.Timer] | None = None
+    call: Callable[[], object],
+    delay: float,
+    timers: list[threading.Timer] | None = None,
+    once: threading.Event | None = None,
 ) -> KeyboardInterrupt | None:
-    """Call with `_thread.interrupt_main()` fired from a timer after `delay` seconds.
+    """Call with `_thread.interrupt_main()` fired from a timer after `delay` seconds
+    (and, given `once`, only once that event is set).
 
     Returns the KeyboardInterrupt, wherever it landed (in the call or just after it), or
     None. The interrupt never escapes into the test. A thread object that is freed runs a
     weakref callback (`threading._dangling`) where an interrupt would be lost: pass
     `timers` to keep them alive.
     """
-    timer = threading.Timer(delay, _thread.interrupt_main)
+
+    def fire() -> None:
+        if once is not None:
+            once.wait(PATIENCE)
+        _thread.interrupt_main()
+
+    timer = threading.Timer(delay, fire)
     if timers is not None:
         timers.append(timer)
     caught: KeyboardInterrupt | None = None
@@ -593,12 +609,22 @@ def test_interrupt_during_a_long_run(
     loop: str,
     flags: str,
 ) -> None:
-    mod = _module(make_package, loop)
+    name = make_package(
+        {
+            "__init__.py": "",
+            "echo.py": ECHO,
+            "m.py": loop,
+            "flag.py": "import threading\nstarted = threading.Event()\n",
+        }
+    )
+    mod = f"{name}.m"
+    started = importlib.import_module(f"{name}.flag").started
     ip.user_ns["partial"] = "notebook"
     check = invariants()
     previous = ipy_runmod.last_result()
     start = time.monotonic()
-    caught = interrupted(lambda: runmod(ip, f"{mod} {flags} -- a b"), 0.2)
+    # interrupted once the module is in its loop, however long it took to get there
+    caught = interrupted(lambda: runmod(ip, f"{mod} {flags} -- a b"), 0, once=started)
     assert caught is not None, "the interrupt did not stop the run"
     assert time.monotonic() - start < DEADLINE / 2
     res = after_run(check, previous)
@@ -834,128 +860,89 @@ def test_an_interrupt_while_merging_leaves_exactly_the_reported_names_merged(
     assert not windows, "merged names not reported when interrupted at:\n" + "\n".join(windows)
 
 
-KERNEL_PACKAGE = {
-    "__init__.py": "",
-    "loop.py": f"""
-        import sys, time
-        partial = list(sys.argv)
-        data = "rebound by the module"
-        print("started", flush=True)
-        deadline = time.monotonic() + {DEADLINE}
-        while time.monotonic() < deadline:
-            time.sleep(0.001)
-        finished = True
-    """,
-    "echo.py": ECHO,
-}
-
-
-def _execute_and_interrupt(kernel: Kernel, code: str, when_printed: str) -> Reply:
-    """Execute `code`; interrupt the kernel once it has printed `when_printed`."""
-    msg_id = kernel.client.execute(code)
-    reply = Reply(content={})
-    interrupted_at = None
-    while True:
-        msg = kernel.client.get_iopub_msg(timeout=30)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            reply.stdout += content["text"]
-            if interrupted_at is None and when_printed in reply.stdout:
-                interrupted_at = time.monotonic()
-                kernel.manager.interrupt_kernel()
-        elif kind == "error":
-            reply.outputs.append(content)
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    reply.content = kernel.client.get_shell_msg(timeout=30)["content"]
-    assert interrupted_at is not None and time.monotonic() - interrupted_at < DEADLINE / 2
-    return reply
-
-
-def test_interrupt_kernel_during_a_long_run(tmp_path: Path) -> None:
-    root = tmp_path / "site"
-    for rel, text in KERNEL_PACKAGE.items():
-        path = root / "kintpkg" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    with running_kernel() as kernel:
-        setup = f"""
-import sys
-sys.path.insert(0, {str(root)!r})
-%load_ext ipy_runmod
-import ipy_runmod
-data = [1, 2]
-_before = (sys.argv, list(sys.argv), sys.modules["__main__"], set(sys.modules), data)
-"""
-        reply = kernel.execute(setup)
-        assert reply.status == "ok", reply.traceback
-        reply = _execute_and_interrupt(
-            kernel, "%runmod kintpkg.loop --main --merge -- a b\nprint('not reached')", "started"
-        )
-        assert reply.status == "error", reply.content
-        assert reply.content["ename"] == "KeyboardInterrupt"
-        assert "not reached" not in reply.stdout
-        check = """
-argv, items, main, modules, data_before = _before
-res = ipy_runmod.last_result()
-print(sys.argv is argv and sys.argv == items)
-print(sys.modules["__main__"] is main)
-print(sorted({"kintpkg.loop", "__main__"} & (set(sys.modules) - modules)))
-print(data is data_before or "data" in res.merged, "finished" in dir())
-print(("partial" in dir()) == ("partial" in res.merged))  # merged exactly as reported
-print(type(res.exception).__name__, res["partial"][1:])
-"""
-        reply = kernel.execute(check)
-        assert reply.status == "ok", reply.traceback
-        assert reply.stdout.splitlines() == [
-            "True",
-            "True",
-            "[]",
-            "True False",
-            "True",
-            "KeyboardInterrupt ['a', 'b']",
-        ]
-        reply = kernel.execute("res = %runmod kintpkg.echo -o --main -- next\nprint(res.argv[1:])")
-        assert reply.status == "ok", reply.traceback
-        assert reply.stdout == "['next']\n"
-        reply = kernel.execute("print(sys.argv is _before[0], 1 + 1)")
-        assert reply.stdout == "True 2\n"
-
-
 # ---------------------------------------------------------------------------------------
 # Part 5: threads and nesting.
 # ---------------------------------------------------------------------------------------
 
+#: How long a test waits for a thread to reach a point: only a hang can take this long.
+PATIENCE = 10.0
+
+
+def _at_the_run_lock(thread: threading.Thread) -> bool:
+    """Whether `thread` waits for the run lock that another thread holds.
+
+    True when its innermost frame is `ipy_runmod._core._run_here` at a `with SYS_LOCK` line
+    while the lock is held (by the asking thread, or by any thread but the one looked
+    at): it then cannot go on until the holder lets go. When the lock is free, a thread
+    at that line is only passing.
+    """
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code is not _core._run_here.__code__:
+        return False
+    if "SYS_LOCK" not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        return False
+    if SYS_LOCK._is_owned():  # held by the asking thread: a run inside its module
+        return True
+    if SYS_LOCK.acquire(blocking=False):  # free: nobody keeps the thread waiting
+        SYS_LOCK.release()
+        return False
+    return True
+
+
+def _running_file(thread: threading.Thread, file: str) -> bool:
+    """Whether the code of `file` is on `thread`'s stack."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_filename == file:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds; fail after PATIENCE seconds (a hang)."""
+    deadline = time.monotonic() + PATIENCE
+    tick = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        tick.wait(0.001)
+
+
 THREAD_ECHO = """
-import sys, time
+import sys
 seen_before = list(sys.argv)
 mine_before = sys.modules[__name__].__dict__ is globals()
-time.sleep(0.0005)
+others_settled()
 seen_after = list(sys.argv)
 mine_after = sys.modules[__name__].__dict__ is globals()
 """
 
 
-def _in_threads(count: int, work: Callable[[int], None]) -> None:
-    """Run work(0..count-1) in threads started together; re-raise the first failure."""
+def _in_threads(
+    count: int, work: Callable[[int], None], threads: list[threading.Thread] | None = None
+) -> None:
+    """Run work(0..count-1) in threads started together; re-raise the first failure.
+
+    The threads are put in `threads` (when given) before any of them starts working.
+    """
     errors: list[BaseException] = []
     barrier = threading.Barrier(count)
 
     def target(i: int) -> None:
         try:
-            barrier.wait(10)
+            barrier.wait(PATIENCE)
             work(i)
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for t in threads:
+    started = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    if threads is not None:
+        threads.extend(started)
+    for t in started:
         t.start()
-    for t in threads:
+    for t in started:
         t.join(60)
-    assert not any(t.is_alive() for t in threads), "a thread hangs"
+    assert not any(t.is_alive() for t in started), "a thread hangs"
     if errors:
         raise errors[0]
 
@@ -963,12 +950,29 @@ def _in_threads(count: int, work: Callable[[int], None]) -> None:
 def test_many_threads_never_see_each_others_argv_or_module(
     ip: InteractiveShell, make_package: MakePackage, invariants: NewInvariants
 ) -> None:
+    """Each run, once it has looked at sys, waits until every other thread is held up at
+    the run lock, is itself inside the module (which the lock should prevent), or is
+    done; only then does it look again. So if runs could overlap, they would."""
     name = make_package({"__init__.py": "", "echo.py": THREAD_ECHO})
     mod = f"{name}.echo"
-    check = invariants()
     file = str(make_package.root / name / "echo.py")  # type: ignore[attr-defined]
     process_args = sys.argv[1:]
     seen: dict[str, tuple[list[str], dict[str, Any]]] = {}  # tag: (expected argv, globals)
+    threads: list[threading.Thread] = []
+
+    def others_settled() -> None:
+        me = threading.current_thread()
+        _wait_until(
+            lambda: all(
+                not t.is_alive() or _at_the_run_lock(t) or _running_file(t, file)
+                for t in threads
+                if t is not me
+            ),
+            "the other threads wait for the run lock",
+        )
+
+    ip.user_ns["others_settled"] = others_settled
+    given = {"others_settled": others_settled}
 
     def work(t: int) -> None:
         for r in range(20):
@@ -981,17 +985,18 @@ def test_many_threads_never_see_each_others_argv_or_module(
                 res = runmod(ip, f'-o --main {mod} -- "{tag}" extra')
                 seen[tag] = ([file, tag, "extra"], res.globals)
             elif kind == 2:
-                res = ipy_runmod.run(mod, {}, args=[tag])
+                res = ipy_runmod.run(mod, given, args=[tag])
                 seen[tag] = ([file, tag], res.globals)
             elif kind == 3:
-                res = ipy_runmod.run(mod, {}, run_name="__main__", args=[tag, "extra"])
+                res = ipy_runmod.run(mod, given, run_name="__main__", args=[tag, "extra"])
                 seen[tag] = ([file, tag, "extra"], res.globals)
             else:  # as runpy: argv[0] replaced, the process's own arguments kept
-                found = ipy_runmod.run_module(mod, {"tag": tag}, alter_sys=True)
+                found = ipy_runmod.run_module(mod, {"tag": tag, **given}, alter_sys=True)
                 seen[tag] = ([file, *process_args], found)
             assert kind == 4 or res.ok, res.exception  # run_module raises instead
 
-    _in_threads(8, work)
+    check = invariants()
+    _in_threads(8, work, threads)
     check.check(run_names=(mod,))
     assert len(seen) == 160
     for tag, (expected, found) in seen.items():
@@ -1007,7 +1012,7 @@ def test_run_module_in_a_thread_gets_the_process_argv(
     name = make_package(
         {
             "__init__.py": "",
-            "hold.py": "inside.set()\nrelease.wait(10)\n",
+            "hold.py": f"inside.set()\nrelease.wait({PATIENCE})\n",
             "echo.py": "import sys\nseen = list(sys.argv)\n",
         }
     )
@@ -1016,21 +1021,31 @@ def test_run_module_in_a_thread_gets_the_process_argv(
     got: dict[str, Any] = {}
 
     def holder() -> None:
-        ipy_runmod.run(f"{name}.hold", {"inside": inside, "release": release}, args=["other"])
+        got["first"] = ipy_runmod.run(
+            f"{name}.hold", {"inside": inside, "release": release}, args=["other"]
+        )
 
     def drop_in() -> None:
         got["globals"] = ipy_runmod.run_module(f"{name}.echo", alter_sys=True)
 
     first = threading.Thread(target=holder)
     first.start()
-    assert inside.wait(10)
+    assert inside.wait(PATIENCE)
     second = threading.Thread(target=drop_in)
     second.start()
-    time.sleep(0.2)  # the second run is now waiting for the lock
-    release.set()
-    first.join(10)
-    second.join(10)
+    try:
+        # The first run is inside its module: the second either waits for it, or (were
+        # it not kept out) runs to its end meanwhile.
+        _wait_until(
+            lambda: _at_the_run_lock(second) or not second.is_alive(),
+            "the second run waits for the first",
+        )
+    finally:
+        release.set()
+        first.join(PATIENCE)
+        second.join(PATIENCE)
     check.check(run_names=(f"{name}.echo", f"{name}.hold"))
+    assert got["first"].ok
     assert got["globals"]["seen"][1:] == sys.argv[1:]  # as runpy: only argv[0] is replaced
 
 
@@ -1041,7 +1056,10 @@ def test_finding_a_module_never_sees_another_threads_run(
     in sys.modules: a spurious RuntimeWarning, and a failure when that module had rebound
     `__spec__` (or had not set it yet)."""
     name = make_package(
-        {"__init__.py": "", "hold.py": "__spec__ = None\ninside.set()\nrelease.wait(10)\n"}
+        {
+            "__init__.py": "",
+            "hold.py": f"__spec__ = None\ninside.set()\nrelease.wait({PATIENCE})\n",
+        }
     )
     mod = f"{name}.hold"
     check = invariants()
@@ -1063,13 +1081,20 @@ def test_finding_a_module_never_sees_another_threads_run(
         warnings.simplefilter("always")
         first = threading.Thread(target=holder)
         first.start()
-        assert inside.wait(10)
+        assert inside.wait(PATIENCE)
         other = threading.Thread(target=second)
         other.start()
-        time.sleep(0.2)  # the second run is now finding the module, or waiting for the lock
-        release.set()
-        first.join(10)
-        other.join(10)
+        try:
+            # The first run is inside its module: the second waits for it, having found
+            # the module already only if finding is not kept out of the run.
+            _wait_until(
+                lambda: _at_the_run_lock(other) or not other.is_alive(),
+                "the second run waits for the first",
+            )
+        finally:
+            release.set()
+            first.join(PATIENCE)
+            other.join(PATIENCE)
     check.check(run_names=(mod,))
     assert got["first"].ok
     assert isinstance(got["second"], RunResult) and got["second"].ok, got["second"]
