@@ -655,7 +655,7 @@ def test_interrupts_at_random_moments(
     }
     calls[api]()  # imported and compiled once: the loop below imports nothing
     rng = random.Random(1234)
-    landed_in_module = outcomes = 0
+    outcomes = 0
     timers: list[threading.Timer] = []
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # let the timer thread fire while the run holds the GIL
@@ -668,7 +668,6 @@ def test_interrupts_at_random_moments(
             res = ipy_runmod.last_result()
             if res is not previous and res is not None and res.exception is not None:
                 assert res.exception is caught
-                landed_in_module += 1
             outcomes += caught is not None
             _release_import_lock(caught)
             after_run(check, previous)  # while the interrupt (and its traceback) lives
@@ -677,7 +676,8 @@ def test_interrupts_at_random_moments(
         gc.enable()
         sys.setswitchinterval(switch)
     assert outcomes == 150  # every timer fired and was caught
-    assert 0 < landed_in_module < 150  # some landed in the module's code, some elsewhere
+    # Where they land depends on the machine's load: that every point of a run is
+    # reached is the job of test_an_interrupt_at_any_point_of_a_run_leaves_sys_restored.
 
 
 def _innermost(exc: BaseException | None) -> str:
@@ -1183,11 +1183,12 @@ def test_nested_runs_restore_each_level(
     depth = 4
     name = _levels(make_package, [call] * (depth - 1), flags)
     check = invariants()
-    previous = ipy_runmod.last_result()
     outer = res = runmod(ip, f"-o {flags} {name}.level1 -- arg1")
     assert ipy_runmod.last_result() is outer  # the outermost run is the last to finish
     merged: set[str] = set()  # inner `%runmod --merge` runs merge into the notebook too
     for level in range(1, depth + 1):
+        # Each level's own result: its module, its arguments, what it bound.
+        assert (res.module, res.argv[1:]) == (f"{name}.level{level}", [f"arg{level}"])
         assert res["level"] == level
         assert res["argv_before"][1:] == [f"arg{level}"] == res["argv_after"][1:]
         assert res["mine_before"] and res["mine_after"], level
@@ -1202,7 +1203,6 @@ def test_nested_runs_restore_each_level(
     check.check(
         merged=tuple(merged), run_names=tuple(f"{name}.level{i}" for i in range(1, depth + 1))
     )
-    assert previous is not outer
 
 
 @pytest.mark.parametrize("flags", ["", "--main"])
