@@ -21,7 +21,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from itertools import compress, islice
-from types import CodeType, ModuleType, TracebackType
+from types import CodeType, MappingProxyType, ModuleType, TracebackType
 from typing import Any
 
 from ._codecache import get_code
@@ -194,15 +194,16 @@ def _names_only(run_globals: Mapping[str, Any], keys: list[Any]) -> tuple[str, .
 
 
 def _bound_later(
-    run_globals: dict[str, Any], given: Mapping[str, Any]
+    run_globals: dict[str, Any], given: Mapping[str, Any], parameters: Mapping[str, Any]
 ) -> Callable[[], tuple[str, ...]]:
-    """`RunResult.bound`, worked out when first asked, against `given` as it is now.
+    """`RunResult.bound`, worked out when first asked, against what the module was given.
 
     The notebook goes on after the run (every cell rebinds `_i`, `_` and more), so the
-    module is judged against a copy of what it was given: one copy of the table, which
-    costs less than comparing it, and most runs are never asked.
+    module is judged against a copy of `given` and `parameters` as they are now: one copy
+    of the table, which costs less than comparing it, and most runs are never asked.
     """
     snapshot = given.copy() if type(given) is dict else dict(given)
+    snapshot.update(parameters)
     return functools.partial(bound_names, run_globals, snapshot)
 
 
@@ -253,6 +254,26 @@ def _changed_in_order(run_globals: Mapping[str, Any], given: Mapping[str, Any]) 
     )
     rebound = compress(islice(run_globals, run_start, run_end), changed)
     return [*islice(run_globals, run_start), *rebound, *islice(run_globals, run_end, None)]
+
+
+class Quitter:
+    """`exit` and `quit` as `python -m` gives them to a module: calling one raises SystemExit.
+
+    site's own close `sys.stdin` first (for IDLE), which in a session is the session's.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code: object = None) -> None:
+        raise SystemExit(code)
+
+
+#: What `exit` and `quit` are under `python -m`, for a runner whose own shadow them.
+EXITS: Mapping[str, Quitter] = MappingProxyType({name: Quitter(name) for name in ("exit", "quit")})
 
 
 class InvalidRequest(ValueError):
@@ -310,11 +331,8 @@ def execute(request: Request) -> RunResult:
         request.report(
             f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
         )
-    init_globals = request.init_globals
     parameters = request.parameters() if callable(request.parameters) else request.parameters
-    if parameters:
-        init_globals = {**(init_globals or {}), **parameters}
-    result = _run_here(request, init_globals)
+    result = _run_here(request, parameters or {})
     result.reloaded = () if reloaded is None else tuple(reloaded)
     if request.merge_into is not None:
         merge_into(
@@ -332,7 +350,7 @@ def _nothing(name: str) -> bool:
     return False
 
 
-def _run_here(request: Request, init_globals: Mapping[str, Any] | None) -> RunResult:
+def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
     global _last
     with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
@@ -357,12 +375,14 @@ def _run_here(request: Request, init_globals: Mapping[str, Any] | None) -> RunRe
             if argv is not None:
                 sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
                 sys.modules[run_name] = module
-            if init_globals is not None:
+            init_globals = request.init_globals
+            if init_globals is not None or parameters:
                 # Into an empty dict, update() copies a whole dict table at once (as
                 # runpy's `{}` gets it); into ModuleType's five keys it inserts name by
                 # name: 25x slower for a million names.
                 run_globals.clear()
-                run_globals.update(init_globals)
+                run_globals.update(init_globals or {})
+                run_globals.update(parameters)  # over the table, never a copy of it
             _set_special_globals(run_globals, run_name, target.spec)
             started = time.perf_counter(), time.process_time()  # the module's code alone
             exec(target.code, run_globals)
@@ -388,7 +408,7 @@ def _run_here(request: Request, init_globals: Mapping[str, Any] | None) -> RunRe
         spec=target.spec,
         argv=argv,
         globals=run_globals,
-        bound=_bound_later(run_globals, init_globals or {}),
+        bound=_bound_later(run_globals, request.init_globals or {}, parameters),
         elapsed=wall,
         cpu_time=cpu,
         exception=exception,

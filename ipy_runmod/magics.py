@@ -274,7 +274,7 @@ class RunModMagics(Magics):
             args=parsed.args,
             run_name="__main__" if opts.main else (opts.run_name or self.run_name),
             init_globals=None if isolated else self.shell.user_ns,
-            parameters=None if cell is None else functools.partial(self._parameters, cell),
+            parameters=functools.partial(self._parameters, cell, isolated),
             alter_sys=self.alter_sys if opts.alter_sys is None else opts.alter_sys,
             reload=self.reload if opts.reload is None else opts.reload,
             merge_into=self.shell.user_ns if merge else None,
@@ -284,12 +284,22 @@ class RunModMagics(Magics):
             report=print,
         )
 
-    def _parameters(self, cell: str) -> dict[str, Any]:
-        """What the `%%runmod` cell body binds, run in a scratch copy of the notebook.
+    def _parameters(self, cell: str | None, isolated: bool) -> dict[str, Any]:
+        """What the module is given over the notebook: python -m's `exit` and `quit`, and
+        what the `%%runmod` cell body binds, run in a scratch copy of the notebook.
 
-        The body can read the notebook's variables but never changes them.
+        IPython's own `exit` would end the kernel, and during a cell it hides the builtin
+        ones. The body can read the notebook's variables but never changes them.
         """
         assert self.shell is not None
+        ns, hidden = self.shell.user_ns, self.shell.user_ns_hidden
+        given = {
+            name: quitter
+            for name, quitter in _core.EXITS.items()
+            if isolated or (name in hidden and ns.get(name) is hidden[name])
+        }
+        if cell is None:
+            return given
         scratch = dict(self.shell.user_ns)
         source = self.shell.transform_cell(cell)
         # Tracebacks name the cell being run: IPython counts it before running it.
@@ -297,7 +307,8 @@ class RunModMagics(Magics):
         filename = self.shell.compile.cache(source, number, raw_code=cell)
         code = self.shell.compile(source, filename, "exec")
         exec(code, scratch)
-        return {name: scratch[name] for name in _core.bound_names(scratch, self.shell.user_ns)}
+        given.update((name, scratch[name]) for name in _core.bound_names(scratch, ns))
+        return given
 
     def _is_ipython_name(self, name: str) -> bool:
         """IPython's hidden names (In, Out, get_ipython...) and its history variables."""

@@ -42,6 +42,13 @@ PACKAGE = {
         sys.exit(code)
     """,
     "uses_ns.py": "doubled = [2 * v for v in data]\n",
+    "quits.py": """
+        import sys
+        print(repr(exit))
+        if sys.argv[1:] == ["quit"]:
+            quit()
+        exit(*map(int, sys.argv[1:]))
+    """,
 }
 
 
@@ -98,6 +105,24 @@ def test_nonzero_exit_fails_with_one_line_and_kernel_goes_on(kernel: Kernel) -> 
     assert reply.traceback == "ModuleExit: kpkg.exits exited with status 3"
     after = kernel.execute("print('alive')")
     assert after.status == "ok" and after.stdout == "alive\n"
+
+
+@pytest.mark.parametrize("flags", ["", "--isolated"])
+def test_exit_in_a_module_is_sys_exit_and_never_ends_the_kernel(
+    kernel: Kernel, flags: str
+) -> None:
+    """README, Errors: exit() and quit() in a module behave as under python -m."""
+    pid = kernel.execute("import os; print(os.getpid())").stdout
+    for args, status, traceback in [
+        ("", "ok", ""),
+        ("quit", "ok", ""),
+        ("3", "error", "ModuleExit: kpkg.quits exited with status 3"),
+    ]:
+        reply = kernel.execute(f"%runmod kpkg.quits {flags} -- {args}")
+        assert (reply.status, reply.traceback) == (status, traceback), args
+        assert reply.stdout == "Use exit() or Ctrl-D (i.e. EOF) to exit\n"
+    after = kernel.execute("import os; print(os.getpid())")
+    assert after.status == "ok" and after.stdout == pid  # the same kernel, still running
 
 
 def test_zero_exit_is_success(kernel: Kernel) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ipy_runmod.magics import ModuleExit
 pytestmark = pytest.mark.shell
 
 ECHO = """
+import subprocess
 import sys
 seen_argv = list(sys.argv)
 seen_name = __name__
@@ -576,3 +578,39 @@ def test_bound_names_are_judged_at_the_end_of_the_run(ip: InteractiveShell, pkg:
     assert ip.run_cell("other = 'rebound later'; 1 + 1", store_history=True).success
     # Later cells rebind _i, _ and the notebook's own names: none of that is the module's.
     assert set(ip.user_ns["res"].bound) == {"result_a", "result_b", "other", "_private", "In", "_"}
+
+
+QUITS = """
+import subprocess
+import sys
+print(repr(exit), repr(quit))
+if sys.argv[1:] == ["quit"]:
+    quit()
+exit(*map(int, sys.argv[1:]))
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize("args", ["", "quit", "3"])
+@pytest.mark.parametrize("flags", ["--main", "--main --isolated"])
+def test_exit_and_quit_as_under_python_m(
+    ip: InteractiveShell, make_package: Any, capsys: Any, args: str, flags: str
+) -> None:
+    """README, Errors: exit() / quit() in a module are sys.exit(), as under python -m."""
+    name = make_package({"__init__.py": "", "quits.py": QUITS})
+    cli = subprocess.run(
+        [sys.executable, "-m", f"{name}.quits", *args.split()],
+        cwd=make_package.root,
+        capture_output=True,
+        text=True,
+    )
+    capsys.readouterr()
+    result = cell(ip, f"%runmod {name}.quits {flags} -- {args}")
+    out = capsys.readouterr().out
+    if cli.returncode == 0:
+        assert result.success and out == cli.stdout
+    else:  # the module's output, then the one line the shell shows for the failed cell
+        assert isinstance(result.error_in_exec, ModuleExit)
+        exited = f"{name}.quits exited with status {cli.returncode}"
+        assert out == cli.stdout + f"ModuleExit: {exited}\n"
+    assert cell(ip, "print('the shell goes on')").success
