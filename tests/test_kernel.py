@@ -108,9 +108,7 @@ def test_nonzero_exit_fails_with_one_line_and_kernel_goes_on(kernel: Kernel) -> 
 
 
 @pytest.mark.parametrize("flags", ["", "--isolated"])
-def test_exit_in_a_module_is_sys_exit_and_never_ends_the_kernel(
-    kernel: Kernel, flags: str
-) -> None:
+def test_exit_in_a_module_is_sys_exit_and_never_ends_the_kernel(kernel: Kernel, flags: str) -> None:
     """README, Errors: exit() and quit() in a module behave as under python -m."""
     pid = kernel.execute("import os; print(os.getpid())").stdout
     for args, status, traceback in [
