@@ -24,6 +24,7 @@ from itertools import compress, islice
 from types import CodeType, MappingProxyType, ModuleType, TracebackType
 from typing import Any
 
+from . import _session
 from ._codecache import get_code
 from ._reload import reload_changed
 from ._result import RunResult, exit_code_of
@@ -294,6 +295,9 @@ class Request:
     the names the module bound are copied into (None: no merge), filtered by `skip`,
     `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
     modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
+    `protect` puts the session back after the run (its streams, hooks and SIGINT
+    handler; with `keep_state` false, also the working directory, `sys.path`,
+    `os.environ`, warnings filters and the root logger), as `python -m` leaves its shell.
     """
 
     module: str
@@ -302,6 +306,8 @@ class Request:
     init_globals: Mapping[str, Any] | None = None
     parameters: Parameters | None = None
     alter_sys: bool = True
+    protect: bool = True
+    keep_state: bool = False
     reload: bool = False
     merge_into: MutableMapping[str, Any] | None = None
     only: Sequence[str] = ()
@@ -363,7 +369,9 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     args = request.args
     argv: list[str | None] | None = None
     exception: BaseException | None = None
-    with SYS_LOCK if request.alter_sys else nullcontext():
+    saved: _session.Saved | None = None
+    # Both change process-wide state: other threads' runs wait rather than see it.
+    with SYS_LOCK if request.alter_sys or request.protect else nullcontext():
         if request.alter_sys:
             # argv[0] is None for a module without a file, as runpy has it.
             argv = [target.spec.origin, *(sys.argv[1:] if args is None else args)]
@@ -372,6 +380,8 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             saved_main = sys.modules.get("__main__", _MISSING)
         started: tuple[float, float] | None = None
         try:
+            if request.protect:
+                saved = _session.save(request.keep_state)
             if argv is not None:
                 sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
                 sys.modules[run_name] = module
@@ -399,6 +409,9 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
                     del sys.modules[run_name]
                 if saved_main is not _MISSING:
                     sys.modules["__main__"] = saved_main  # also when the module replaced it
+            if saved is not None:
+                interrupt = _restore_whatever_comes(saved)
+                exception = exception or interrupt
     wall = cpu = 0.0
     if started is not None:
         wall, cpu = time.perf_counter() - started[0], time.process_time() - started[1]
@@ -415,6 +428,21 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     )
     _last = result
     return result
+
+
+def _restore_whatever_comes(saved: _session.Saved) -> KeyboardInterrupt | None:
+    """Restore the session; an interrupt meanwhile is returned once it is restored.
+
+    Restoring takes calls, where an interrupt can land; it is idempotent, so it is
+    simply done again.
+    """
+    interrupt = None
+    while True:
+        try:
+            _session.restore(saved)
+            return interrupt
+        except KeyboardInterrupt as e:
+            interrupt = e
 
 
 def run(
@@ -468,6 +496,7 @@ def run_module(
         run_name=run_name,
         init_globals=init_globals,
         alter_sys=alter_sys,
+        protect=False,  # runpy leaves whatever the module did
     )
     try:
         result = execute(request)

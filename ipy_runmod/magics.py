@@ -133,6 +133,9 @@ class RunModMagics(Magics):
     )
     reload = Bool(False, help="Reload changed modules before a run (--reload).").tag(config=True)
     show_time = Bool(False, help="Print each run's times (-t).").tag(config=True)
+    keep_state = Bool(
+        False, help="Let runs change cwd, sys.path, os.environ, warnings, logging (--keep-state)."
+    ).tag(config=True)
 
     @magic_arguments()
     @kwds(
@@ -158,6 +161,12 @@ class RunModMagics(Magics):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="First reload the target package's modules whose source changed.",
+    )
+    @argument(
+        "--keep-state",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Let the module's changes to cwd, sys.path, os.environ, warnings and logging stay.",
     )
     @argument(
         "--alter-sys",
@@ -277,6 +286,7 @@ class RunModMagics(Magics):
             parameters=functools.partial(self._parameters, cell, isolated),
             alter_sys=self.alter_sys if opts.alter_sys is None else opts.alter_sys,
             reload=self.reload if opts.reload is None else opts.reload,
+            keep_state=self.keep_state if opts.keep_state is None else opts.keep_state,
             merge_into=self.shell.user_ns if merge else None,
             only=only,
             exclude=exclude,

@@ -42,6 +42,7 @@ PACKAGE = {
         sys.exit(code)
     """,
     "uses_ns.py": "doubled = [2 * v for v in data]\n",
+    "moves.py": "import os\nos.chdir(os.path.dirname(__file__))\n",
     "quits.py": """
         import sys
         print(repr(exit))
@@ -121,6 +122,19 @@ def test_exit_in_a_module_is_sys_exit_and_never_ends_the_kernel(kernel: Kernel, 
         assert reply.stdout == "Use exit() or Ctrl-D (i.e. EOF) to exit\n"
     after = kernel.execute("import os; print(os.getpid())")
     assert after.status == "ok" and after.stdout == pid  # the same kernel, still running
+
+
+def test_a_module_that_closes_stdout_or_changes_the_cwd_leaves_the_kernel_as_it_was(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """README, Guarantees: json.tool closes its output; the kernel's stdout stays open."""
+    data = tmp_path / "x.json"
+    data.write_text('{"a": 1}')
+    cwd = kernel.execute("import os; print(os.getcwd())").stdout
+    reply = kernel.execute(f"%runmod json.tool --main --isolated -- {data}\nprint('same cell')")
+    assert (reply.status, reply.stdout) == ("ok", '{\n    "a": 1\n}\nsame cell\n')
+    reply = kernel.execute("%runmod kpkg.moves\nprint(os.getcwd())")
+    assert (reply.status, reply.stdout) == ("ok", cwd)
 
 
 def test_zero_exit_is_success(kernel: Kernel) -> None:

@@ -242,7 +242,9 @@ def test_settings_for_every_option(ip: InteractiveShell) -> None:
     magics = ip.magics_manager.registry["RunModMagics"]
     assert {
         name: magics.trait_metadata(name, "config") for name in magics.class_own_traits()
-    } == dict.fromkeys(["merge", "run_name", "isolated", "alter_sys", "reload", "show_time"], True)
+    } == dict.fromkeys(
+        ["merge", "run_name", "isolated", "alter_sys", "reload", "show_time", "keep_state"], True
+    )
     assert ip.run_cell("%config RunModMagics.show_time = True").success
     assert magics.show_time is True
 

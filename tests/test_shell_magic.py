@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import runpy
+import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -614,3 +618,79 @@ def test_exit_and_quit_as_under_python_m(
         exited = f"{name}.quits exited with status {cli.returncode}"
         assert out == cli.stdout + f"ModuleExit: {exited}\n"
     assert cell(ip, "print('the shell goes on')").success
+
+
+TAMPERS = """
+import logging, os, signal, sys, warnings
+here = os.path.dirname(__file__)
+os.chdir(here)
+sys.path.insert(0, here)
+os.environ["RM_TAMPERED"] = "1"
+warnings.simplefilter("ignore")
+logging.basicConfig(level=logging.INFO)
+signal.signal(signal.SIGINT, lambda *a: sys.exit("interrupted"))
+sys.displayhook = sys.excepthook = print
+print("to stdout")
+with sys.stdout:  # as json.tool does with its output
+    print("inside")
+sys.stdout = sys.stderr  # as base64 -x leaves it
+"""
+
+
+def _session_state() -> tuple[object, ...]:
+    root = logging.getLogger()
+    return (
+        os.getcwd(),
+        list(sys.path),
+        os.environ.get("RM_TAMPERED"),
+        list(warnings.filters),
+        (root.level, list(root.handlers)),
+    )
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["default", "keep-state"])
+def test_the_session_is_safe_from_the_module(
+    ip: InteractiveShell, make_package: Any, capsys: Any, keep: bool
+) -> None:
+    """README, Guarantees: what a run can and cannot change in the session."""
+    name = make_package({"__init__.py": "", "tampers.py": TAMPERS})
+    before = _session_state()
+    streams = (sys.stdin, sys.stdout, sys.stderr, sys.displayhook, sys.excepthook)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        assert cell(ip, f"%runmod {name}.tampers --main {'--keep-state' * keep}").success
+        # Always the session's, open and working.
+        assert (sys.stdin, sys.stdout, sys.stderr, sys.displayhook, sys.excepthook) == streams
+        assert not sys.stdout.closed and signal.getsignal(signal.SIGINT) is sigint
+        assert cell(ip, "print('next cell')").success
+        assert capsys.readouterr().out == "to stdout\ninside\nnext cell\n"
+        after = _session_state()
+        if keep:  # left as the module set it up, as the README says of --keep-state
+            assert after[0] == str(make_package.root / name) and after[2] == "1"
+            assert after[1][0] == after[0] and after[3][0][0] == "ignore"
+        else:
+            assert after == before
+    finally:
+        os.chdir(before[0])
+        sys.path[:] = before[1]
+        os.environ.pop("RM_TAMPERED", None)
+        warnings.filters[:] = before[3]
+        warnings._filters_mutated()  # type: ignore[attr-defined]
+        logging.getLogger().setLevel(before[4][0])
+        logging.getLogger().handlers[:] = before[4][1]
+
+
+def test_json_tool_like_python_m(ip: InteractiveShell, tmp_path: Any, capsys: Any) -> None:
+    """json.tool closes its output (`with outfile:`): the session's stdout stays open."""
+    data = tmp_path / "x.json"
+    data.write_text('{"b": [1, 2], "a": null}')
+    cli = subprocess.run(
+        [sys.executable, "-m", "json.tool", "--sort-keys", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    capsys.readouterr()
+    assert cell(ip, f"%runmod json.tool --main --isolated -- --sort-keys {data}").success
+    assert cell(ip, "print('after')").success
+    assert capsys.readouterr().out == cli.stdout + "after\n"

@@ -1,0 +1,194 @@
+"""What a run may change in the process, and putting it back afterwards.
+
+`python -m` runs a module in a process of its own, so nothing it does can hurt the shell
+that started it. A run in a session shares the session's process; after it:
+
+- always: `sys.stdin`, `sys.stdout`, `sys.stderr`, `sys.displayhook`, `sys.excepthook`
+  and the SIGINT handler are the session's again. During the run the module gets the
+  session's streams behind a view of its own, so a module that closes one (`json.tool`
+  does `with sys.stdout:`) closes only its view;
+- unless state is kept (`--keep-state`): the working directory, `sys.path`,
+  `os.environ`, the warnings filters and the root logger's level and handlers are as
+  they were, as a fresh process would have left them.
+
+Nothing here imports IPython.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+__all__ = ["Saved", "restore", "save"]
+
+# signal.getsignal wraps this one to turn numbers into enums: ten times slower, on every run.
+_getsignal = signal._signal.getsignal  # type: ignore[attr-defined]
+
+
+class _View:
+    """A session stream as a module gets it during a run: closing it closes this view only.
+
+    Everything else is the stream's own (`fileno`, `encoding`, `buffer`, ...).
+    """
+
+    __slots__ = ("_closed", "_stream")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or bool(self._stream.closed)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def write(self, text: str) -> int:
+        self._check()
+        return self._stream.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        self._check()
+        self._stream.writelines(lines)
+
+    def flush(self) -> None:
+        self._check()
+        self._stream.flush()
+
+    def read(self, size: int = -1) -> str:
+        self._check()
+        return self._stream.read(size)
+
+    def readline(self, size: int = -1) -> str:
+        self._check()
+        return self._stream.readline(size)
+
+    def __enter__(self) -> _View:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def _view(stream: Any) -> Any:
+    return stream if stream is None else _View(stream)
+
+
+@dataclass(slots=True)
+class Saved:
+    """The session as it was before a run (the optional parts None when state is kept)."""
+
+    streams: tuple[Any, Any, Any]
+    hooks: tuple[Any, Any]
+    sigint: Any
+    cwd: str | None = None
+    path: list[str] | None = None
+    environ: dict[Any, Any] | None = None
+    filters: tuple[Any, list[Any]] | None = None  #: the list object, and its items
+    root: tuple[int, list[logging.Handler], int] | None = None
+
+
+def save(keep_state: bool) -> Saved:
+    """Note the session's state, and give the module its views of the streams."""
+    saved = Saved(
+        streams=(sys.stdin, sys.stdout, sys.stderr),
+        hooks=(sys.displayhook, sys.excepthook),
+        sigint=_getsignal(signal.SIGINT),
+    )
+    if not keep_state:
+        try:
+            saved.cwd = os.getcwd()
+        except OSError:
+            saved.cwd = None  # gone already: nothing to go back to
+        saved.path = sys.path[:]
+        saved.environ = _environ_data().copy()
+        saved.filters = (warnings.filters, list(warnings.filters))
+        root = logging.root
+        saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
+    sys.stdin, sys.stdout, sys.stderr = map(_view, saved.streams)
+    return saved
+
+
+def _environ_data() -> dict[Any, Any]:
+    # os.environ's own table (encoded keys and values): copied and compared at C speed,
+    # where os.environ.copy() decodes every entry.
+    data: dict[Any, Any] = os.environ._data  # type: ignore[attr-defined]
+    return data
+
+
+def restore(saved: Saved) -> None:
+    """Put back what `save` noted: the streams and hooks always, the rest when noted."""
+    sys.stdin, sys.stdout, sys.stderr = saved.streams
+    sys.displayhook, sys.excepthook = saved.hooks
+    if (
+        _getsignal(signal.SIGINT) is not saved.sigint
+        and saved.sigint is not None
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGINT, saved.sigint)
+    if saved.cwd is not None:
+        try:
+            if os.getcwd() != saved.cwd:
+                os.chdir(saved.cwd)
+        except OSError:
+            os.chdir(saved.cwd)
+    if saved.path is not None and sys.path != saved.path:
+        sys.path[:] = saved.path
+    if saved.environ is not None and _environ_data() != saved.environ:
+        _restore_environ(saved.environ)
+    if saved.filters is not None:
+        filters, items = saved.filters
+        if warnings.filters is not filters or filters != items:
+            filters[:] = items
+            warnings.filters = filters
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+    if saved.root is not None:
+        level, handlers, disable = saved.root
+        root = logging.root
+        if root.level != level:
+            root.setLevel(level)
+        if root.handlers != handlers:
+            root.handlers[:] = handlers
+        if root.manager.disable != disable:
+            logging.disable(disable)
+
+
+def _restore_environ(before: dict[Any, Any]) -> None:
+    """Undo the run's changes through os.environ, so that the process's own copy follows."""
+    data = _environ_data()
+    decode = os.environ.decodekey
+    value = os.environ.decodevalue
+    for key in [k for k in data if k not in before]:
+        del os.environ[decode(key)]
+    for key, raw in before.items():
+        if data.get(key) != raw:
+            os.environ[decode(key)] = value(raw)
