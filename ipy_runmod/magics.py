@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import difflib
 import functools
 import re
@@ -295,19 +296,24 @@ class RunModMagics(Magics):
         )
 
     def _parameters(self, cell: str | None, isolated: bool) -> dict[str, Any]:
-        """What the module is given over the notebook: python -m's `exit` and `quit`, and
-        what the `%%runmod` cell body binds, run in a scratch copy of the notebook.
+        """What the module is given over the notebook: what python -m gives it (`exit`,
+        `quit`, `__builtins__`, annotations of its own), and what the `%%runmod` cell body
+        binds, run in a scratch copy of the notebook.
 
         IPython's own `exit` would end the kernel, and during a cell it hides the builtin
         ones. The body can read the notebook's variables but never changes them.
         """
         assert self.shell is not None
         ns, hidden = self.shell.user_ns, self.shell.user_ns_hidden
-        given = {
+        given: dict[str, Any] = {
             name: quitter
             for name, quitter in _core.EXITS.items()
             if isolated or (name in hidden and ns.get(name) is hidden[name])
         }
+        if isolated:
+            given["__builtins__"] = builtins  # what exec would put in is its dict
+        elif "__annotations__" in ns:
+            given["__annotations__"] = {}  # the module's annotations are not the notebook's
         if cell is None:
             return given
         scratch = dict(self.shell.user_ns)

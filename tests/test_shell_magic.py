@@ -694,3 +694,30 @@ def test_json_tool_like_python_m(ip: InteractiveShell, tmp_path: Any, capsys: An
     assert cell(ip, f"%runmod json.tool --main --isolated -- --sort-keys {data}").success
     assert cell(ip, "print('after')").success
     assert capsys.readouterr().out == cli.stdout + "after\n"
+
+
+ANNOTATES = """
+import builtins
+b: str = "mine"
+print(__annotations__, __builtins__ is builtins)
+"""
+
+
+@pytest.mark.parametrize("flags", ["--main", "--main --isolated"])
+def test_the_notebooks_dunders_stay_out_as_under_python_m(
+    ip: InteractiveShell, make_package: Any, capsys: Any, flags: str
+) -> None:
+    """README, Usage: the module's annotations are its own; __builtins__ is the module."""
+    name = make_package({"__init__.py": "", "annotates.py": ANNOTATES})
+    cli = subprocess.run(
+        [sys.executable, "-m", f"{name}.annotates"],
+        cwd=make_package.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert cell(ip, "a: int = 1").success  # the notebook's own annotation
+    capsys.readouterr()
+    assert cell(ip, f"%runmod {name}.annotates {flags}").success
+    assert capsys.readouterr().out == cli.stdout == "{'b': <class 'str'>} True\n"
+    assert ip.user_ns["__annotations__"] == {"a": int}
