@@ -3,10 +3,12 @@
 `python -m` runs a module in a process of its own, so nothing it does can hurt the shell
 that started it. A run in a session shares the session's process; after it:
 
-- always: `sys.stdin`, `sys.stdout`, `sys.stderr`, `sys.displayhook`, `sys.excepthook`
-  and the SIGINT handler are the session's again. During the run the module gets the
-  session's streams behind a view of its own, so a module that closes one (`json.tool`
-  does `with sys.stdout:`) closes only its view;
+- always: `sys.stdin`, `sys.stdout`, `sys.stderr`, `sys.displayhook`, `sys.excepthook`,
+  the SIGINT handler and asyncio's running loop and event loop policy are the session's
+  again. During the run no loop is running in this thread, as under `python -m`, so
+  that `asyncio.run()` works in a kernel, whose own loop is running while a cell runs.
+  The module gets the session's streams behind a view of its own, so a module that
+  closes one (`json.tool` does `with sys.stdout:`) closes only its view;
 - unless state is kept (`--keep-state`): the working directory, `sys.path`,
   `os.environ`, the warnings filters and the root logger's level and handlers are as
   they were, as a fresh process would have left them.
@@ -110,6 +112,9 @@ class Saved:
     streams: tuple[Any, Any, Any]
     hooks: tuple[Any, Any]
     sigint: Any
+    #: asyncio's running loop, its policy, and the policy's (loop, set_called); None
+    #: when asyncio was not imported.
+    asyncio: tuple[Any, Any, tuple[Any, bool] | None] | None = None
     cwd: str | None = None
     path: list[str] | None = None
     environ: dict[Any, Any] | None = None
@@ -134,6 +139,14 @@ def save(keep_state: bool) -> Saved:
         saved.filters = (warnings.filters, list(warnings.filters))
         root = logging.root
         saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        events = asyncio.events
+        policy = events._event_loop_policy
+        local = getattr(policy, "_local", None)
+        current = None if local is None else (local._loop, local._set_called)
+        saved.asyncio = (events._get_running_loop(), policy, current)
+        events._set_running_loop(None)
     sys.stdin, sys.stdout, sys.stderr = map(_view, saved.streams)
     return saved
 
@@ -155,6 +168,8 @@ def restore(saved: Saved) -> None:
         and threading.current_thread() is threading.main_thread()
     ):
         signal.signal(signal.SIGINT, saved.sigint)
+    if saved.asyncio is not None:
+        _restore_asyncio(*saved.asyncio)
     if saved.cwd is not None:
         try:
             if os.getcwd() != saved.cwd:
@@ -180,6 +195,15 @@ def restore(saved: Saved) -> None:
             root.handlers[:] = handlers
         if root.manager.disable != disable:
             logging.disable(disable)
+
+
+def _restore_asyncio(running: Any, policy: Any, current: tuple[Any, bool] | None) -> None:
+    # asyncio.run() ends with set_event_loop(None): the session's loop is put back too.
+    events = sys.modules["asyncio"].events
+    events._set_running_loop(running)
+    events._event_loop_policy = policy
+    if current is not None:
+        policy._local._loop, policy._local._set_called = current
 
 
 def _restore_environ(before: dict[Any, Any]) -> None:

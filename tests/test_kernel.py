@@ -43,6 +43,32 @@ PACKAGE = {
     """,
     "uses_ns.py": "doubled = [2 * v for v in data]\n",
     "moves.py": "import os\nos.chdir(os.path.dirname(__file__))\n",
+    "aio.py": """
+        import asyncio, sys
+
+        async def main():
+            await asyncio.sleep(0)
+            if sys.argv[2:] == ["forever"]:
+                print("started", flush=True)
+                while True:
+                    await asyncio.sleep(0.01)
+            return "ran"
+
+        how = sys.argv[1]
+        if how == "run":
+            result = asyncio.run(main())
+        elif how == "runner":
+            with asyncio.Runner() as runner:
+                result = runner.run(main())
+        elif how == "new_loop":
+            loop = asyncio.new_event_loop()
+            result = loop.run_until_complete(main())
+            loop.close()
+        else:
+            import anyio
+            result = anyio.run(main)
+        print(result)
+    """,
     "quits.py": """
         import sys
         print(repr(exit))
@@ -135,6 +161,33 @@ def test_a_module_that_closes_stdout_or_changes_the_cwd_leaves_the_kernel_as_it_
     assert (reply.status, reply.stdout) == ("ok", '{\n    "a": 1\n}\nsame cell\n')
     reply = kernel.execute("%runmod kpkg.moves\nprint(os.getcwd())")
     assert (reply.status, reply.stdout) == ("ok", cwd)
+
+
+LOOP_STATE = (
+    "import asyncio; loop = asyncio.get_event_loop(); "
+    "print(id(loop), loop.is_running(), id(asyncio.get_event_loop_policy()))"
+)
+
+
+@pytest.mark.parametrize("how", ["run", "runner", "new_loop", "anyio"])
+def test_asyncio_entry_points_run_as_under_python_m(kernel: Kernel, how: str) -> None:
+    """README, Usage: asyncio.run() and friends work, and the kernel's loop is untouched."""
+    before = kernel.execute(LOOP_STATE)
+    assert before.status == "ok" and " True " in before.stdout  # the kernel's, running
+    reply = kernel.execute(f"%runmod kpkg.aio --main -- {how}")
+    assert (reply.status, reply.stdout) == ("ok", "ran\n"), reply.traceback
+    assert kernel.execute(LOOP_STATE).stdout == before.stdout
+    reply = kernel.execute("await asyncio.sleep(0); print('top-level await')")
+    assert (reply.status, reply.stdout) == ("ok", "top-level await\n"), reply.traceback
+
+
+def test_ctrl_c_interrupts_asyncio_run(kernel: Kernel) -> None:
+    before = kernel.execute(LOOP_STATE).stdout
+    reply = _execute_and_interrupt(kernel, "%runmod kpkg.aio --main -- run forever", "started")
+    assert reply.status == "error" and reply.content["ename"] == "KeyboardInterrupt"
+    assert kernel.execute(LOOP_STATE).stdout == before
+    reply = kernel.execute("await asyncio.sleep(0); print('top-level await')")
+    assert (reply.status, reply.stdout) == ("ok", "top-level await\n"), reply.traceback
 
 
 def test_zero_exit_is_success(kernel: Kernel) -> None:
