@@ -359,8 +359,7 @@ def _nothing(name: str) -> bool:
 def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
     global _last
-    with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
-        target = find_module(request.module)
+    target = _find(request)
     run_name = target.name if request.run_name is None else request.run_name
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
@@ -428,6 +427,16 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     )
     _last = result
     return result
+
+
+def _find(request: Request) -> Target:
+    """`find_module`, with the working directory first on sys.path as `python -m` has it."""
+    with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
+        entry = _session.cwd_first() if request.protect else None
+        try:
+            return find_module(request.module)
+        finally:
+            _session.drop_from_path(entry)
 
 
 def _restore_whatever_comes(saved: _session.Saved) -> KeyboardInterrupt | None:
@@ -590,8 +599,7 @@ class Plan:
 
 def plan(request: Request) -> Plan:
     """Find the module as `execute` would (importing its parent packages), running nothing."""
-    with SYS_LOCK:
-        target = find_module(request.module)
+    target = _find(request)
     loader = target.spec.loader
     args = sys.argv[1:] if request.args is None else request.args
     return Plan(

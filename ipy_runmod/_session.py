@@ -9,6 +9,9 @@ that started it. A run in a session shares the session's process; after it:
   that `asyncio.run()` works in a kernel, whose own loop is running while a cell runs.
   The module gets the session's streams behind a view of its own, so a module that
   closes one (`json.tool` does `with sys.stdout:`) closes only its view;
+- while the module is found and runs, the working directory is first on `sys.path`, as
+  `python -m` puts it (unless `sys.flags.safe_path`), so a local `test.py` is the one
+  that runs; it is taken off again afterwards;
 - unless state is kept (`--keep-state`): the working directory, `sys.path`,
   `os.environ`, the warnings filters and the root logger's level and handlers are as
   they were, as a fresh process would have left them.
@@ -28,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["Saved", "restore", "save"]
+__all__ = ["Saved", "cwd_first", "drop_from_path", "restore", "save"]
 
 # signal.getsignal wraps this one to turn numbers into enums: ten times slower, on every run.
 _getsignal = signal._signal.getsignal  # type: ignore[attr-defined]
@@ -120,6 +123,7 @@ class Saved:
     environ: dict[Any, Any] | None = None
     filters: tuple[Any, list[Any]] | None = None  #: the list object, and its items
     root: tuple[int, list[logging.Handler], int] | None = None
+    cwd_entry: str | None = None  #: what `cwd_first` put on sys.path
 
 
 def save(keep_state: bool) -> Saved:
@@ -139,6 +143,7 @@ def save(keep_state: bool) -> Saved:
         saved.filters = (warnings.filters, list(warnings.filters))
         root = logging.root
         saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
+    saved.cwd_entry = cwd_first()
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         events = asyncio.events
@@ -149,6 +154,33 @@ def save(keep_state: bool) -> Saved:
         events._set_running_loop(None)
     sys.stdin, sys.stdout, sys.stderr = map(_view, saved.streams)
     return saved
+
+
+def cwd_first() -> str | None:
+    """Put the working directory first on sys.path, as python -m does; return the entry.
+
+    None when nothing was put there: `sys.flags.safe_path`, no working directory, or it
+    is first already.
+    """
+    if sys.flags.safe_path:
+        return None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    if sys.path and sys.path[0] == cwd:
+        return None
+    sys.path.insert(0, cwd)
+    return cwd
+
+
+def drop_from_path(entry: str | None) -> None:
+    """Take off sys.path the very entry `cwd_first` put there, wherever it is now."""
+    if entry is not None:
+        for at, path in enumerate(sys.path):
+            if path is entry:
+                del sys.path[at]
+                return
 
 
 def _environ_data() -> dict[Any, Any]:
@@ -178,6 +210,8 @@ def restore(saved: Saved) -> None:
             os.chdir(saved.cwd)
     if saved.path is not None and sys.path != saved.path:
         sys.path[:] = saved.path
+    elif saved.path is None:
+        drop_from_path(saved.cwd_entry)
     if saved.environ is not None and _environ_data() != saved.environ:
         _restore_environ(saved.environ)
     if saved.filters is not None:

@@ -721,3 +721,27 @@ def test_the_notebooks_dunders_stay_out_as_under_python_m(
     assert cell(ip, f"%runmod {name}.annotates {flags}").success
     assert capsys.readouterr().out == cli.stdout == "{'b': <class 'str'>} True\n"
     assert ip.user_ns["__annotations__"] == {"a": int}
+
+
+@pytest.mark.parametrize("flags", ["", "--keep-state"])
+def test_the_working_directory_comes_first_as_under_python_m(
+    ip: InteractiveShell,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    flags: str,
+) -> None:
+    """README, Usage: a local tabnanny.py is the one that runs, as `python -m tabnanny`."""
+    (tmp_path / "tabnanny.py").write_text("import sys\nprint('the local one', sys.path[0])\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "tabnanny", raising=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "tabnanny"], capture_output=True, text=True, check=True
+    )
+    path = list(sys.path)
+    capsys.readouterr()
+    assert cell(ip, f"%runmod tabnanny --main {flags}").success
+    assert capsys.readouterr().out == cli.stdout == f"the local one {tmp_path}\n"
+    assert sys.path == path
+    assert runmod(ip, "tabnanny --which -o").file == str(tmp_path / "tabnanny.py")
+    sys.modules.pop("tabnanny", None)

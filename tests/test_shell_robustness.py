@@ -871,13 +871,13 @@ PATIENCE = 10.0
 def _at_the_run_lock(thread: threading.Thread) -> bool:
     """Whether `thread` waits for the run lock that another thread holds.
 
-    True when its innermost frame is `ipy_runmod._core._run_here` at a `with SYS_LOCK` line
+    True when its innermost frame is the core's (`_find` or `_run_here`) at a `with SYS_LOCK` line
     while the lock is held (by the asking thread, or by any thread but the one looked
     at): it then cannot go on until the holder lets go. When the lock is free, a thread
     at that line is only passing.
     """
     frame = sys._current_frames().get(thread.ident or -1)
-    if frame is None or frame.f_code is not _core._run_here.__code__:
+    if frame is None or frame.f_code not in (_core._run_here.__code__, _core._find.__code__):
         return False
     if "SYS_LOCK" not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
         return False
