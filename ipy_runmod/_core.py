@@ -295,9 +295,10 @@ class Request:
     the names the module bound are copied into (None: no merge), filtered by `skip`,
     `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
     modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
-    `protect` puts the session back after the run (its streams, hooks and SIGINT
-    handler; with `keep_state` false, also the working directory, `sys.path`,
-    `os.environ`, warnings filters and the root logger), as `python -m` leaves its shell.
+    `protect` runs the module as `python -m` would (the working directory first on
+    sys.path, no asyncio loop running) and puts the session back afterwards: its
+    streams, hooks, SIGINT handler and asyncio loop; with `keep_state` false, also the
+    working directory, `sys.path`, `os.environ`, warnings filters and the root logger.
     """
 
     module: str
