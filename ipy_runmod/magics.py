@@ -317,6 +317,8 @@ class RunModMagics(Magics):
         if cell is None:
             return given
         scratch = dict(self.shell.user_ns)
+        if "__annotations__" in scratch:
+            scratch["__annotations__"] = {}  # a copy shares the notebook's dict: not its to fill
         source = self.shell.transform_cell(cell)
         # Tracebacks name the cell being run: IPython counts it before running it.
         number = max(self.shell.execution_count - 1, 0)

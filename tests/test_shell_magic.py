@@ -721,6 +721,8 @@ def test_the_notebooks_dunders_stay_out_as_under_python_m(
     assert cell(ip, f"%runmod {name}.annotates {flags}").success
     assert capsys.readouterr().out == cli.stdout == "{'b': <class 'str'>} True\n"
     assert ip.user_ns["__annotations__"] == {"a": int}
+    assert cell(ip, f"%%runmod {name}.annotates {flags}\nparameter: float = 0.5").success
+    assert ip.user_ns["__annotations__"] == {"a": int}  # nor by a cell body's
 
 
 @pytest.mark.parametrize("flags", ["", "--keep-state"])
