@@ -21,6 +21,7 @@ import itertools
 import linecache
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -588,15 +589,21 @@ def interrupted(
     if timers is not None:
         timers.append(timer)
     caught: KeyboardInterrupt | None = None
+    # Ctrl-C raises KeyboardInterrupt in IPython and a kernel; a process started as a
+    # background job inherits SIGINT ignored, and then interrupt_main() does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
-            timer.start()
-            call()
-        finally:
-            timer.join()  # once it has fired, the interrupt lands here at the latest
-    except KeyboardInterrupt as e:
-        caught = e
-    timer.join()
+            try:
+                timer.start()
+                call()
+            finally:
+                timer.join()  # once it has fired, the interrupt lands here at the latest
+        except KeyboardInterrupt as e:
+            caught = e
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return caught
 
 
