@@ -297,7 +297,7 @@ class Request:
     modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
     `protect` runs the module as `python -m` would (the working directory first on
     sys.path, no asyncio loop running) and puts the session back afterwards: its
-    streams, hooks, SIGINT handler and asyncio loop; with `keep_state` false, also the
+    streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
     working directory, `sys.path`, `os.environ`, warnings filters and the root logger.
     """
 

@@ -629,6 +629,8 @@ os.environ["RM_TAMPERED"] = "1"
 warnings.simplefilter("ignore")
 logging.basicConfig(level=logging.INFO)
 signal.signal(signal.SIGINT, lambda *a: sys.exit("interrupted"))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGUSR1, lambda *a: None)
 sys.displayhook = sys.excepthook = print
 print("to stdout")
 with sys.stdout:  # as json.tool does with its output
@@ -656,12 +658,13 @@ def test_the_session_is_safe_from_the_module(
     name = make_package({"__init__.py": "", "tampers.py": TAMPERS})
     before = _session_state()
     streams = (sys.stdin, sys.stdout, sys.stderr, sys.displayhook, sys.excepthook)
-    sigint = signal.getsignal(signal.SIGINT)
+    handlers = [signal.getsignal(number) for number in signal.valid_signals()]
     try:
         assert cell(ip, f"%runmod {name}.tampers --main {'--keep-state' * keep}").success
         # Always the session's, open and working.
         assert (sys.stdin, sys.stdout, sys.stderr, sys.displayhook, sys.excepthook) == streams
-        assert not sys.stdout.closed and signal.getsignal(signal.SIGINT) is sigint
+        assert not sys.stdout.closed
+        assert [signal.getsignal(number) for number in signal.valid_signals()] == handlers
         assert cell(ip, "print('next cell')").success
         assert capsys.readouterr().out == "to stdout\ninside\nnext cell\n"
         after = _session_state()
