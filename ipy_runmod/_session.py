@@ -13,14 +13,15 @@ that started it. A run in a session shares the session's process; after it:
   `python -m` puts it (unless `sys.flags.safe_path`), so a local `test.py` is the one
   that runs; it is taken off again afterwards;
 - unless state is kept (`--keep-state`): the working directory, `sys.path`,
-  `os.environ`, the warnings filters and the root logger's level and handlers are as
-  they were, as a fresh process would have left them.
+  `os.environ`, the warnings filters, the root logger's level and handlers and the
+  names in `builtins` are as they were, as a fresh process would have left them.
 
 Nothing here imports IPython.
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import signal
@@ -37,58 +38,46 @@ __all__ = ["Saved", "cwd_first", "drop_from_path", "restore", "save"]
 _getsignal = signal._signal.getsignal  # type: ignore[attr-defined]
 #: Every signal a handler can be read for; all of them are read in about 3 µs.
 _SIGNALS = tuple(int(number) for number in signal.valid_signals())
+_MISSING = object()
+
+
+def _closed_file(*args: object) -> Any:
+    raise ValueError("I/O operation on closed file.")
 
 
 class _View:
     """A session stream as a module gets it during a run: closing it closes this view only.
 
-    Everything else is the stream's own (`fileno`, `encoding`, `buffer`, ...).
+    Its reading and writing are the stream's own bound methods, not wrappers, so that a
+    module's profile or trace shows no frame of ours and a write costs what it did.
+    Everything else is the stream's own too (`fileno`, `encoding`, `buffer`, ...).
     """
 
-    __slots__ = ("_closed", "_stream")
+    __slots__ = ("_stream", "flush", "read", "readline", "write", "writelines")
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._closed = False
+        self.write = stream.write
+        self.writelines = stream.writelines
+        self.flush = stream.flush
+        self.read = stream.read
+        self.readline = stream.readline
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
-    def _check(self) -> None:
-        if self._closed:
-            raise ValueError("I/O operation on closed file.")
-
     @property
     def closed(self) -> bool:
-        return self._closed or bool(self._stream.closed)
+        return self.write is _closed_file or bool(self._stream.closed)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if self.write is not _closed_file:
             try:
                 self._stream.flush()
             except (OSError, ValueError):
                 pass
-
-    def write(self, text: str) -> int:
-        self._check()
-        return self._stream.write(text)
-
-    def writelines(self, lines: Any) -> None:
-        self._check()
-        self._stream.writelines(lines)
-
-    def flush(self) -> None:
-        self._check()
-        self._stream.flush()
-
-    def read(self, size: int = -1) -> str:
-        self._check()
-        return self._stream.read(size)
-
-    def readline(self, size: int = -1) -> str:
-        self._check()
-        return self._stream.readline(size)
+            self.write = self.writelines = self.flush = _closed_file
+            self.read = self.readline = _closed_file
 
     def __enter__(self) -> _View:
         return self
@@ -125,6 +114,7 @@ class Saved:
     environ: dict[Any, Any] | None = None
     filters: tuple[Any, list[Any]] | None = None  #: the list object, and its items
     root: tuple[int, list[logging.Handler], int] | None = None
+    builtins: dict[str, Any] | None = None
     cwd_entry: str | None = None  #: what `cwd_first` put on sys.path
 
 
@@ -145,6 +135,7 @@ def save(keep_state: bool) -> Saved:
         saved.filters = (warnings.filters, list(warnings.filters))
         root = logging.root
         saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
+        saved.builtins = vars(builtins).copy()
     saved.cwd_entry = cwd_first()
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
@@ -226,6 +217,27 @@ def restore(saved: Saved) -> None:
             root.handlers[:] = handlers
         if root.manager.disable != disable:
             logging.disable(disable)
+    if saved.builtins is not None:
+        _restore_builtins(saved.builtins)
+
+
+def _restore_builtins(before: dict[str, Any]) -> None:
+    """Undo names a module set in `builtins`, every cell's namespace of last resort.
+
+    `sys.__displayhook__` sets `builtins._` (doctest's and code's do), after which
+    IPython stops keeping `_` as the last result; `gettext.install()` sets `_` too.
+    """
+    now = vars(builtins)
+    try:
+        unchanged = now == before  # at C speed; a value's own `==` may raise
+    except Exception:
+        unchanged = False
+    if not unchanged:
+        for name in [name for name in now if name not in before]:
+            del now[name]
+        for name, value in before.items():
+            if now.get(name, _MISSING) is not value:
+                now[name] = value
 
 
 def _restore_handlers(before: list[Any]) -> None:

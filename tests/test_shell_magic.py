@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import re
@@ -621,7 +622,7 @@ def test_exit_and_quit_as_under_python_m(
 
 
 TAMPERS = """
-import logging, os, signal, sys, warnings
+import builtins, gettext, logging, os, signal, sys, warnings
 here = os.path.dirname(__file__)
 os.chdir(here)
 sys.path.insert(0, here)
@@ -631,6 +632,8 @@ logging.basicConfig(level=logging.INFO)
 signal.signal(signal.SIGINT, lambda *a: sys.exit("interrupted"))
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGUSR1, lambda *a: None)
+gettext.install("tampers")  # sets builtins._
+builtins.print_all = print
 sys.displayhook = sys.excepthook = print
 print("to stdout")
 with sys.stdout:  # as json.tool does with its output
@@ -647,6 +650,7 @@ def _session_state() -> tuple[object, ...]:
         os.environ.get("RM_TAMPERED"),
         list(warnings.filters),
         (root.level, list(root.handlers)),
+        dict(vars(builtins)),
     )
 
 
@@ -671,6 +675,7 @@ def test_the_session_is_safe_from_the_module(
         if keep:  # left as the module set it up, as the README says of --keep-state
             assert after[0] == str(make_package.root / name) and after[2] == "1"
             assert after[1][0] == after[0] and after[3][0][0] == "ignore"
+            assert "_" in after[5] and "print_all" in after[5]
         else:
             assert after == before
     finally:
@@ -681,6 +686,8 @@ def test_the_session_is_safe_from_the_module(
         warnings._filters_mutated()  # type: ignore[attr-defined]
         logging.getLogger().setLevel(before[4][0])
         logging.getLogger().handlers[:] = before[4][1]
+        for name in set(vars(builtins)) - set(before[5]):
+            del vars(builtins)[name]
 
 
 def test_json_tool_like_python_m(ip: InteractiveShell, tmp_path: Any, capsys: Any) -> None:
