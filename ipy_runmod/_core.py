@@ -372,10 +372,13 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     saved: _session.Saved | None = None
     # Both change process-wide state: other threads' runs wait rather than see it.
     with SYS_LOCK if request.alter_sys or request.protect else nullcontext():
+        # No arguments of its own: as runpy, only argv[0] changes, in the process's own
+        # list, so what the module does to the rest of it stays.
+        in_place = args is None and bool(sys.argv)
         if request.alter_sys:
             # argv[0] is None for a module without a file, as runpy has it.
             argv = [target.spec.origin, *(sys.argv[1:] if args is None else args)]
-            saved_argv = sys.argv
+            saved_argv, saved_argv0 = sys.argv, sys.argv[0] if in_place else None
             saved_module = sys.modules.get(run_name, _MISSING)
             saved_main = sys.modules.get("__main__", _MISSING)
         started: tuple[float, float] | None = None
@@ -383,7 +386,10 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             if request.protect:
                 saved = _session.save(request.keep_state)
             if argv is not None:
-                sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
+                if in_place:
+                    sys.argv[0] = target.spec.origin  # type: ignore[assignment]  # None, as runpy
+                else:
+                    sys.argv = argv  # type: ignore[assignment]  # None as argv[0], as runpy
                 sys.modules[run_name] = module
             init_globals = request.init_globals
             if init_globals is not None or parameters:
@@ -403,6 +409,8 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
                 # Plain stores and no calls: an asynchronous KeyboardInterrupt is only
                 # delivered at a call or a loop's jump, so it cannot stop this halfway.
                 sys.argv = saved_argv
+                if in_place:
+                    saved_argv[0] = saved_argv0  # type: ignore[assignment]
                 if saved_module is not _MISSING:
                     sys.modules[run_name] = saved_module
                 elif run_name in sys.modules:

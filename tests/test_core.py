@@ -353,6 +353,21 @@ def test_alter_sys(
         assert_sys_restored(before)
 
 
+def test_alter_sys_changes_argv0_in_place_as_runpy(
+    make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runpy sets and restores sys.argv[0] in the process's own list: the rest is the module's."""
+    pkg = make_package({"__init__.py": "", "mod.py": "import sys\nsys.argv.append('added')\n"})
+    seen = []
+    for run_module in RUNNERS:
+        argv = ["the-runner", "--flag"]
+        monkeypatch.setattr(sys, "argv", argv)
+        forget(f"{pkg}.mod")
+        run_module(f"{pkg}.mod", alter_sys=True)
+        seen.append((sys.argv is argv, list(sys.argv)))
+    assert seen[1] == seen[0] == (True, ["the-runner", "--flag", "added"])
+
+
 @pytest.mark.parametrize("run_name", [None, "__main__"])
 def test_no_alter_sys_leaves_sys_alone(
     make_package: MakePackage, monkeypatch: pytest.MonkeyPatch, run_name: str | None
