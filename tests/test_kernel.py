@@ -181,9 +181,11 @@ def test_asyncio_entry_points_run_as_under_python_m(kernel: Kernel, how: str) ->
     assert (reply.status, reply.stdout) == ("ok", "top-level await\n"), reply.traceback
 
 
-def test_ctrl_c_interrupts_asyncio_run(kernel: Kernel) -> None:
+@pytest.mark.parametrize("how", ["run", "runner", "new_loop", "anyio"])
+def test_ctrl_c_interrupts_asyncio_entry_points(kernel: Kernel, how: str) -> None:
     before = kernel.execute(LOOP_STATE).stdout
-    reply = _execute_and_interrupt(kernel, "%runmod kpkg.aio --main -- run forever", "started")
+    line = f"%runmod kpkg.aio --main -- {how} forever"
+    reply = _execute_and_interrupt(kernel, line, "started")
     assert reply.status == "error" and reply.content["ename"] == "KeyboardInterrupt"
     assert kernel.execute(LOOP_STATE).stdout == before
     reply = kernel.execute("await asyncio.sleep(0); print('top-level await')")
