@@ -187,7 +187,7 @@ TOOLS = [
     tool("compileall", "-q", "."),
     tool("compileall", "broken.py"),
     tool("unittest", "-v", "test_sample", **TIMED),
-    tool("unittest", "test_missing"),
+    tool("unittest", "test_missing", **TIMED),
     tool("doctest", "sample.py"),
     tool("doctest", "wrong_doctest.py"),
     tool("timeit", "-n", "3", "-r", "2", "x = 2 ** 10", **TIMED),
