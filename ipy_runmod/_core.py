@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import operator
 import pkgutil
+import runpy
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ __all__ = [
     "execute",
     "exit_code_of",
     "find_module",
+    "has_main_guard",
     "last_result",
     "merge_into",
     "plan",
@@ -74,6 +76,9 @@ class Target:
     name: str  #: the module whose code runs: `pkg.__main__` for a package `pkg`
     spec: ModuleSpec
     code: CodeType
+    #: A submodule already in sys.modules once its package is imported: runpy warns that
+    #: the run is a second copy of it ("found in sys.modules after import of package").
+    imported: bool = False
 
 
 def find_module(mod_name: str) -> Target:
@@ -85,6 +90,7 @@ def find_module(mod_name: str) -> Target:
     if mod_name.startswith("."):
         raise NotRunnable("Relative module names not supported")
     pkg_name, _, _ = mod_name.rpartition(".")
+    imported = False
     if pkg_name:
         # Import the parent first so that its own initialisation errors are not
         # mistaken for "not found".
@@ -95,15 +101,7 @@ def find_module(mod_name: str) -> Target:
             if e.name is None or (e.name != pkg_name and not pkg_name.startswith(e.name + ".")):
                 raise
         existing = sys.modules.get(mod_name)
-        if existing is not None and not hasattr(existing, "__path__"):
-            warnings.warn(
-                RuntimeWarning(
-                    f"{mod_name!r} found in sys.modules after import of package "
-                    f"{pkg_name!r}, but prior to execution of {mod_name!r}; "
-                    "this may result in unpredictable behaviour"
-                ),
-                stacklevel=1,  # as runpy: the warning points at the runner
-            )
+        imported = existing is not None and not hasattr(existing, "__path__")
     try:
         spec = importlib.util.find_spec(mod_name)
     except (ImportError, AttributeError, TypeError, ValueError) as ex:
@@ -136,7 +134,17 @@ def find_module(mod_name: str) -> Target:
         raise NotRunnable(format(e)) from e
     if code is None:
         raise NotRunnable(f"No code object available for {mod_name}")
-    return Target(mod_name, spec, code)
+    return Target(mod_name, spec, code, imported)
+
+
+def has_main_guard(spec: ModuleSpec) -> bool:
+    """Whether the module's top level compares `__name__` with "__main__": the code of
+    an `if __name__ == "__main__":` block, which runs only under that run name."""
+    try:
+        code = get_code(spec.name, spec)
+    except (ImportError, SyntaxError):
+        return False
+    return code is not None and "__name__" in code.co_names and "__main__" in code.co_consts
 
 
 def _set_special_globals(run_globals: dict[str, Any], run_name: str, spec: ModuleSpec) -> None:
@@ -299,6 +307,8 @@ class Request:
     sys.path, no asyncio loop running) and puts the session back afterwards: its
     streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
     working directory, `sys.path`, `os.environ`, warnings filters and the root logger.
+    A submodule imported before its run is warned of once per module, worded for a
+    session; `runpy_warning` gives runpy's own warning instead, every time.
     """
 
     module: str
@@ -315,6 +325,7 @@ class Request:
     exclude: Sequence[str] = ()
     skip: Callable[[str], bool] | None = None
     report: Callable[[str], None] | None = None
+    runpy_warning: bool = False
 
     def __post_init__(self) -> None:
         if self.args and not self.alter_sys:
@@ -361,6 +372,8 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
     global _last
     target = _find(request)
+    if target.imported:
+        _warn_imported(target, request.runpy_warning)
     run_name = target.name if request.run_name is None else request.run_name
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
@@ -436,6 +449,36 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     )
     _last = result
     return result
+
+
+#: The modules a session was warned of already (`_warn_imported`).
+_warned_imported: set[str] = set()
+
+
+def _warn_imported(target: Target, as_runpy: bool) -> None:
+    """Say that the submodule about to run was imported before: this run is a second copy.
+
+    For the drop-in, runpy's own warning, from runpy's own lookup: the same words, place
+    and registry, so that a filter such as `-W error::RuntimeWarning:runpy` applies. In a
+    session, once per module, as advice: re-running an imported module is common there.
+    """
+    if as_runpy:
+        try:
+            runpy._get_module_details(target.name)  # type: ignore[attr-defined]
+        except ImportError:
+            pass  # found a moment ago; only its warning is wanted
+    elif target.name not in _warned_imported:
+        _warned_imported.add(target.name)
+        package = target.name.rpartition(".")[0]
+        warnings.warn_explicit(
+            f"{target.name!r} found in sys.modules after import of package {package!r}: "
+            "this run executes a fresh copy of its code, and the imported module stays as "
+            "it was (said once per module)",
+            RuntimeWarning,
+            target.spec.origin or target.name,
+            0,  # the module, not one of its lines
+            module=target.name,
+        )
 
 
 def _find(request: Request) -> Target:
@@ -515,6 +558,7 @@ def run_module(
         init_globals=init_globals,
         alter_sys=alter_sys,
         protect=False,  # runpy leaves whatever the module did
+        runpy_warning=True,
     )
     try:
         result = execute(request)

@@ -472,6 +472,24 @@ def test_already_imported_warns_like_runpy(make_package: MakePackage) -> None:
     assert f"{pkg}.mod' found in sys.modules after import of package '{pkg}'" in actual[0][1]
 
 
+def test_already_imported_warning_is_runpys_own(make_package: MakePackage) -> None:
+    """The drop-in's warning comes from runpy, so a filter written for runpy applies."""
+    pkg = make_package({"__init__.py": "", "mod.py": "x = 1\n"})
+    importlib.import_module(f"{pkg}.mod")
+    filenames = []
+    for run_module in RUNNERS:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always")
+            run_module(f"{pkg}.mod")
+        filenames.append([(w.filename, w.lineno) for w in records])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", category=RuntimeWarning, module="runpy")
+            with pytest.raises(RuntimeWarning, match=r"found in sys\.modules"):
+                run_module(f"{pkg}.mod")
+    expected, actual = filenames
+    assert actual == expected and len(actual) == 1 and "runpy" in actual[0][0]
+
+
 def test_no_warning_when_not_imported_or_a_package(make_package: MakePackage) -> None:
     pkg = make_package({"__init__.py": "", "__main__.py": "x = 1\n", "mod.py": "x = 2\n"})
     for run_module in RUNNERS:
