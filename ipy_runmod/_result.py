@@ -98,14 +98,12 @@ def _lookup(module: object, qualname: str) -> object:
 
 
 class _Pickler(pickle.Pickler):
-    """Pickle, but for the classes and functions a run defined, and exceptions' display hooks.
+    """Pickle, but for the classes and functions a run defined.
 
     A class or function the run defined is refused: it would be pickled by reference,
     and plain pickle would import the run's module again to look it up (running its
     code, and raising whatever that raises) only to fail all the same, since the run's
-    objects are not the ones a fresh import makes. An exception is pickled without the
-    `_render_traceback_` the magic gives it for IPython's display: a closure over the
-    shell, which does not pickle and means nothing in another process.
+    objects are not the ones a fresh import makes.
     """
 
     def __init__(self, file: io.BytesIO, run_name: str) -> None:
@@ -118,11 +116,6 @@ class _Pickler(pickle.Pickler):
                 raise pickle.PicklingError(
                     f"{obj.__qualname__} was defined by the run of {self.run_name}"
                 )
-        if isinstance(obj, BaseException) and "_render_traceback_" in vars(obj):
-            reduced = obj.__reduce__()
-            if isinstance(reduced, tuple) and len(reduced) >= 3 and isinstance(reduced[2], dict):
-                state = {k: v for k, v in reduced[2].items() if k != "_render_traceback_"}
-                return (*reduced[:2], state, *reduced[3:])
         return NotImplemented
 
 
@@ -259,8 +252,7 @@ class RunResult(Mapping[str, Any]):
           same `name` and `origin` and no loader.
         - `exception`, when it pickles and unpickles; otherwise an `UnpicklableError`
           carrying its qualified type name, its message and its traceback as text. As for
-          any pickled exception, `__traceback__`, `__cause__` and `__context__` are lost
-          (and so is the `_render_traceback_` display hook `%runmod` gives it).
+          any pickled exception, `__traceback__`, `__cause__` and `__context__` are lost.
         - Of the module's globals, only the names the module bound (`bound`: no dunders,
           nothing it was merely given), and of those only the values that pickle. Each value
           is pickled on its own: a bad value costs only its own name, and two names bound to

@@ -8,6 +8,10 @@ import difflib
 import functools
 import re
 import shlex
+import sys
+import traceback
+import types
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -84,7 +88,93 @@ def _runner_frames_skipped(tb: TracebackType | None) -> TracebackType | None:
     return None
 
 
+#: Shells lending their custom exception handler to `_show_from_module_on`, with what
+#: they had before: (custom_exceptions, CustomTB).
+_lent: dict[Any, tuple[tuple[type[BaseException], ...], Any]] = {}
+
+
+def _show_from_module_on(shell: Any, exc: BaseException) -> None:
+    """Have the shell show `exc`, about to be raised, from the module's own code on.
+
+    IPython shows an exception that ends a cell with every frame from the cell down, the
+    runner's included (for a SyntaxError raised in a call, all of them above its place).
+    Its hook for an exception to show itself otherwise, `_render_traceback_`, is an
+    attribute on the exception, which would make the module's exception something it
+    was not (it would no longer pickle). So the shell's handler of custom exceptions is
+    borrowed for this one exception, and given back when it is shown or the cell ends.
+    The exception and its traceback are left whole: `%debug` and `%pdb` start in the
+    module's innermost frame.
+    """
+    _give_back(shell)
+    previous = shell.custom_exceptions, shell.CustomTB
+
+    def show(
+        _: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+    ) -> None:
+        _give_back(shell)
+        if value is not exc:  # another exception of the same type, from elsewhere
+            if isinstance(value, previous[0]):
+                previous[1](etype, value, tb, tb_offset)
+            else:
+                shell.showtraceback(running_compiled_code=True)
+            return
+        if isinstance(value, SyntaxError):
+            shell.showsyntaxerror()  # the place alone, as for a cell's own
+            return
+        shown = (etype, value, _runner_frames_skipped(tb) or tb)
+        if isinstance(value, BaseExceptionGroup):
+            # IPython prints a group with all of its frames; this keeps them off.
+            shell._get_exc_info(shown)  # sys.last_value and friends, for %debug
+            shell._showtraceback(etype, value, ["".join(traceback.format_exception(*shown))])
+        else:
+            shell.showtraceback(shown)
+
+    _lent[shell] = previous
+    shell.custom_exceptions = (*previous[0], type(exc))
+    shell.CustomTB = types.MethodType(show, shell)
+
+
+def _give_back(shell: Any) -> None:
+    """Return the custom exception handler `_show_from_module_on` borrowed, if any."""
+    previous = _lent.pop(shell, None)
+    if previous is not None:
+        shell.custom_exceptions, shell.CustomTB = previous
+
+
 _FORMATTER = DollarFormatter()
+
+
+def _single_quoted_apart(line: str) -> list[str]:
+    """The line cut around its single-quoted words: odd items are those words, quotes and all.
+
+    As in a POSIX shell, text in single quotes is literal (`'^\\d{3}$'` reaches the module
+    as typed), so it is kept out of `{expr}` / `$name` expansion; double-quoted and bare
+    text is expanded. Quotes inside an `{expression}` are Python's own (`{d['a']}`).
+    """
+    pieces: list[str] = []
+    start = at = depth = 0
+    double = False
+    while at < len(line):
+        char = line[at]
+        if depth:  # inside {expression}: Python, up to its closing brace
+            if char in "'\"":  # a string literal, skipped whole
+                end = line.find(char, at + 1)
+                at = len(line) if end < 0 else end + 1
+                continue
+            depth += {"{": 1, "}": -1}.get(char, 0)
+        elif char == "\\" or line.startswith(("{{", "}}"), at):
+            at += 2  # an escaped character, or a literal brace
+            continue
+        elif char == "{":
+            depth = 1
+        elif char == '"':
+            double = not double
+        elif char == "'" and not double and (end := line.find("'", at + 1)) >= 0:
+            pieces += [line[start:at], line[at : end + 1]]
+            start = at = end + 1
+            continue
+        at += 1
+    return [*pieces, line[start:]]
 
 
 @dataclass(frozen=True)
@@ -93,6 +183,16 @@ class _Line:
 
     words: argparse.Namespace  #: the options, never mutated
     args: tuple[str, ...]  #: the module's arguments, after `--`
+    typed: tuple[str, ...]  #: the words before `--`, as split
+
+    def suggest(self, *, extra: Sequence[str] = (), add: Sequence[str] = ()) -> str:
+        """The line again, as it can be typed: `extra` words moved after `--`, `add` added."""
+        kept = list(self.typed)
+        for word in reversed(extra):  # each from the end: module arguments come last
+            del kept[len(kept) - 1 - kept[::-1].index(word)]
+        after = [*extra, *self.args]
+        words = [*kept, *add, *(["--", *after] if after else [])]
+        return " ".join(["%runmod", *(w if w == "--" else _shown(w) for w in words)])
 
 
 @functools.lru_cache(maxsize=256)
@@ -107,15 +207,16 @@ def _split(line: str) -> _Line:
         at = words.index("--")
         words, args = words[:at], words[at + 1 :]
     ns, extra = PARSER.parse_known_args(words)
+    parsed = _Line(ns, tuple(args), tuple(words))
     if extra:
         what = "option" if extra[0].startswith("-") else "argument"
         raise UsageError(
             f"unrecognized {what} {extra[0]!r}; module arguments go after `--`, "
-            f"as in: %runmod {_shown(ns.module)} -- {' '.join(map(_shown, extra))}"
+            f"as in: {parsed.suggest(extra=extra)}"
         )
     if ns.main and ns.run_name not in (None, "__main__"):
         raise UsageError(f"--main contradicts --run-name {_shown(ns.run_name)}; give one of them")
-    return _Line(ns, tuple(args))
+    return parsed
 
 
 @magics_class
@@ -255,9 +356,16 @@ class RunModMagics(Magics):
             )
             raise UsageError(message) from None
         except SyntaxError as e:
-            # The module (or the cell body) does not compile: IPython shows where; the
-            # frames of the runner and of importlib's compile say nothing.
-            raise e.with_traceback(None) from None
+            # The module (or the cell body) does not compile: shown as IPython shows a
+            # cell's own, the place alone.
+            _show_from_module_on(self.shell, e)
+            raise
+        if parsed.args and result.run_name != "__main__" and _core.has_main_guard(result.spec):
+            print(
+                f"{opts.module} ran as {result.run_name!r}, so its "
+                '`if __name__ == "__main__":` block, which reads the arguments, did not run; '
+                f"as python -m runs it: {parsed.suggest(add=['--main'])}"
+            )
         if self.show_time if opts.time is None else opts.time:
             print(
                 f"{opts.module}: wall {format_seconds(result.elapsed)}, "
@@ -268,7 +376,7 @@ class RunModMagics(Magics):
             assert exc is not None
             if isinstance(exc, SystemExit):
                 raise ModuleExit(opts.module, exc) from exc
-            self._show_from_user_code(exc)
+            _show_from_module_on(self.shell, exc)
             raise exc
         return result if opts.result else None
 
@@ -319,14 +427,33 @@ class RunModMagics(Magics):
         scratch = dict(self.shell.user_ns)
         if "__annotations__" in scratch:
             scratch["__annotations__"] = {}  # a copy shares the notebook's dict: not its to fill
-        source = self.shell.transform_cell(cell)
-        # Tracebacks name the cell being run: IPython counts it before running it.
-        number = max(self.shell.execution_count - 1, 0)
-        filename = self.shell.compile.cache(source, number, raw_code=cell)
+        # Line numbers as the user sees them in the cell, whose first line is `%%runmod`.
+        source = "\n" + self.shell.transform_cell(cell)
+        filename = self.shell.compile.cache(source, self._cell_number(), raw_code=cell)
         code = self.shell.compile(source, filename, "exec")
-        exec(code, scratch)
+        try:
+            exec(code, scratch)
+        except BaseException as e:
+            _show_from_module_on(self.shell, e)  # from the body's own line on
+            raise
         given.update((name, scratch[name]) for name in _core.bound_names(scratch, ns))
         return given
+
+    def _cell_number(self) -> int:
+        """The number of the cell running this magic, for tracebacks: `Cell In[7]`.
+
+        IPython counts a cell before running it, unless it is not kept in the history
+        (a silent execution): the number its code was compiled under is the one to use.
+        """
+        assert self.shell is not None
+        numbers = self.shell.compile._filename_map
+        frame = sys._getframe(1)
+        while frame is not None:
+            number = numbers.get(frame.f_code.co_filename)
+            if number is not None:
+                return int(number)
+            frame = frame.f_back  # type: ignore[assignment]
+        return self.shell.execution_count
 
     def _is_ipython_name(self, name: str) -> bool:
         """IPython's hidden names (In, Out, get_ipython...) and its history variables."""
@@ -346,31 +473,12 @@ class RunModMagics(Magics):
         namespace = dict(self.shell.user_ns)
         if local_ns is not None:
             namespace.update(local_ns)
+        pieces = _single_quoted_apart(line)
         try:
-            return _FORMATTER.vformat(line, args=[], kwargs=namespace)
+            pieces[::2] = [_FORMATTER.vformat(p, args=[], kwargs=namespace) for p in pieces[::2]]
         except Exception:
             return line  # as IPython: a line that cannot be expanded is left as it is
-
-    def _show_from_user_code(self, exc: BaseException) -> None:
-        """Have IPython show `exc` from the user's code on, without runner frames.
-
-        `_render_traceback_` is IPython's hook for an exception to format itself. The
-        traceback object keeps the frames from the cell down, so %debug and %pdb start
-        in the module's innermost frame.
-        """
-        if hasattr(exc, "_render_traceback_"):
-            return
-        shell = self.shell
-        assert shell is not None
-
-        def render() -> list[str]:
-            tb = _runner_frames_skipped(exc.__traceback__) or exc.__traceback__
-            return list(shell.InteractiveTB.structured_traceback(type(exc), exc, tb, 0))
-
-        try:
-            exc._render_traceback_ = render  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            pass  # an exception type that refuses attributes: shown in full
+        return "".join(pieces)
 
 
 #: The one parser of a `%runmod` line, built by the decorators above: `_split` parses
@@ -423,8 +531,10 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     }
 
 
-def _note_imports_after_cell(result: Any) -> None:
+def _after_cell(result: Any) -> None:
     note_imports()  # for --reload: what each cell imported, with its source as it was
+    for shell in list(_lent):  # an exception the cell caught was never shown
+        _give_back(shell)
 
 
 def load(shell: Any) -> None:
@@ -432,7 +542,7 @@ def load(shell: Any) -> None:
     shell.register_magics(RunModMagics)
     shell.Completer.custom_matchers.append(complete)
     note_imports()
-    shell.events.register("post_run_cell", _note_imports_after_cell)
+    shell.events.register("post_run_cell", _after_cell)
 
 
 def unload(shell: Any) -> None:
@@ -443,8 +553,9 @@ def unload(shell: Any) -> None:
         manager.magics[kind].pop("runmod", None)
     if instance in shell.configurables:
         shell.configurables.remove(instance)
-    if _note_imports_after_cell in shell.events.callbacks["post_run_cell"]:
-        shell.events.unregister("post_run_cell", _note_imports_after_cell)
+    _give_back(shell)
+    if _after_cell in shell.events.callbacks["post_run_cell"]:
+        shell.events.unregister("post_run_cell", _after_cell)
     if complete in shell.Completer.custom_matchers:
         shell.Completer.custom_matchers.remove(complete)
 

@@ -69,6 +69,12 @@ PACKAGE = {
             result = anyio.run(main)
         print(result)
     """,
+    "bad.py": "x = 1\ndef f(:\n    pass\n",
+    "group.py": """
+        def fail():
+            raise ExceptionGroup("several", [ValueError(1), TypeError(2)])
+        fail()
+    """,
     "quits.py": """
         import sys
         print(repr(exit))
@@ -123,6 +129,26 @@ def test_module_exception_fails_the_cell(kernel: Kernel) -> None:
     assert "fails.py" in tb and "compute()" in tb
     assert "runpy" not in tb and "ipy_runmod" not in tb and "run_line_magic" not in tb
     assert kernel.execute("print(partial)").stdout == "kept\n"
+
+
+@pytest.mark.parametrize(
+    ("module", "ename", "shown"),
+    [
+        ("bad", "SyntaxError", "def f(:"),
+        ("group", "ExceptionGroup", "fail()"),
+    ],
+)
+def test_syntax_errors_and_groups_fail_the_cell_shown_from_the_module(
+    kernel: Kernel, module: str, ename: str, shown: str
+) -> None:
+    reply = kernel.execute(f"%runmod kpkg.{module}\nprint('not reached')")
+    assert reply.status == "error" and reply.content["ename"] == ename
+    tb = reply.traceback
+    assert f"{module}.py" in tb and shown in tb, tb
+    for runner in ("run_code", "run_line_magic", "ipy_runmod", "runpy", "Cell In"):
+        assert runner not in tb, f"{runner} in:\n{tb}"
+    plain = kernel.execute("import pickle\nprint(len(pickle.dumps(sys.last_value)) > 0)")
+    assert plain.stdout == "True\n"  # the module's exception, as it raised it
 
 
 def test_nonzero_exit_fails_with_one_line_and_kernel_goes_on(kernel: Kernel) -> None:

@@ -167,7 +167,7 @@ def test_options_after_the_module_name(ip: InteractiveShell, pkg: str) -> None:
 def test_brace_and_dollar_expansion(ip: InteractiveShell, pkg: str) -> None:
     ip.user_ns["alpha"] = 0.5
     ip.user_ns["name"] = "some title"
-    cell(ip, f"res = %runmod -o {pkg}.echo -- --alpha {{alpha}} --name '$name' '{{{{x}}}}' $$y")
+    cell(ip, f'res = %runmod -o {pkg}.echo -- --alpha {{alpha}} --name "$name" {{{{x}}}} $$y')
     assert ip.user_ns["res"]["seen_argv"][1:] == [
         "--alpha",
         "0.5",
@@ -567,7 +567,7 @@ def test_unload_removes_completer_and_cell_hook(shell_session: InteractiveShell)
         callbacks = ip.events.callbacks["post_run_cell"]
         return (
             ip.Completer.custom_matchers.count(magics.complete),
-            callbacks.count(magics._note_imports_after_cell),
+            callbacks.count(magics._after_cell),
         )
 
     ip.run_line_magic("load_ext", "ipy_runmod")
