@@ -322,7 +322,8 @@ class RunModMagics(Magics):
         and its exception or non-zero sys.exit fails the cell.
 
         Options go before or after MODULE; the module's own arguments after `--`.
-        Words are split like a shell; {expr} and $name are expanded from the notebook.
+        Words are split like a shell; {expr} and $name are expanded from the notebook,
+        except in single quotes.
         In the cell form, the names the body binds are given to the module, for this
         run only. Settings: %config RunModMagics (a flag on the line wins).
         The manual, with every rule: the README of ipy_runmod.
