@@ -11,6 +11,7 @@ import fnmatch
 import functools
 import importlib.util
 import operator
+import os
 import pkgutil
 import runpy
 import sys
@@ -20,7 +21,12 @@ import warnings
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from importlib.machinery import ModuleSpec
+from importlib.machinery import (
+    ExtensionFileLoader,
+    ModuleSpec,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
 from itertools import compress, islice
 from types import CodeType, MappingProxyType, ModuleType, TracebackType
 from typing import Any
@@ -103,7 +109,7 @@ def find_module(mod_name: str) -> Target:
         existing = sys.modules.get(mod_name)
         imported = existing is not None and not hasattr(existing, "__path__")
     try:
-        spec = importlib.util.find_spec(mod_name)
+        spec = _find_spec(mod_name, pkg_name)
     except (ImportError, AttributeError, TypeError, ValueError) as ex:
         msg = (
             f"Error while finding module specification for {mod_name!r} ({type(ex).__name__}: {ex})"
@@ -135,6 +141,54 @@ def find_module(mod_name: str) -> Target:
     if code is None:
         raise NotRunnable(f"No code object available for {mod_name}")
     return Target(mod_name, spec, code, imported)
+
+
+#: `importlib.util.find_spec`'s answers for modules found in a directory of their search
+#: path, by name: (that path, the meta path, the modification times of the directories
+#: searched up to the module's own, the spec). An answer stands while all three do, so a
+#: module that appears earlier on the path is found, as importlib's own FileFinder notices
+#: a directory that changed; finding again costs runpy more than running a small module.
+_specs: dict[str, tuple[tuple[str, ...], tuple[Any, ...], tuple[int | None, ...], ModuleSpec]] = {}
+_MAX_SPECS = 256
+_FILE_LOADERS = (SourceFileLoader, SourcelessFileLoader, ExtensionFileLoader)
+
+
+def _mtimes(directories: Sequence[str]) -> tuple[int | None, ...]:
+    found: list[int | None] = []
+    for directory in directories:
+        try:
+            found.append(os.stat(directory or ".").st_mtime_ns)
+        except (OSError, ValueError):
+            found.append(None)
+    return tuple(found)
+
+
+def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
+    """`importlib.util.find_spec(mod_name)`, remembered while nothing it depends on changed."""
+    parent = sys.modules.get(pkg_name) if pkg_name else None
+    search = getattr(parent, "__path__", None) if pkg_name else sys.path
+    if mod_name in sys.modules or not isinstance(search, (list, tuple)):
+        return importlib.util.find_spec(mod_name)  # the module's own spec, or a missing parent
+    where, meta = tuple(search), tuple(sys.meta_path)
+    known = _specs.get(mod_name)
+    if (
+        known is not None
+        and known[0] == where
+        and known[1] == meta
+        and known[2] == _mtimes(where[: len(known[2])])
+    ):
+        return known[3]
+    spec = importlib.util.find_spec(mod_name)
+    if spec is not None and isinstance(spec.loader, _FILE_LOADERS) and spec.origin:
+        directory = os.path.dirname(spec.origin)
+        if spec.submodule_search_locations is not None:
+            directory = os.path.dirname(directory)  # a package: pkg/__init__.py
+        if directory in where:
+            if len(_specs) >= _MAX_SPECS:
+                del _specs[next(iter(_specs))]
+            searched = where[: where.index(directory) + 1]
+            _specs[mod_name] = (where, meta, _mtimes(searched), spec)
+    return spec
 
 
 def has_main_guard(spec: ModuleSpec) -> bool:

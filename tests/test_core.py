@@ -961,3 +961,39 @@ def test_importing_ipy_runmod_imports_no_ipython() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out == "False\n"
+
+
+def test_what_is_found_follows_the_path_as_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module that appears earlier on the path, or goes away, is seen as runpy sees it."""
+    early, late = tmp_path / "early", tmp_path / "late"
+    early.mkdir()
+    late.mkdir()
+    monkeypatch.syspath_prepend(str(late))
+    monkeypatch.syspath_prepend(str(early))
+    name = "rm_moving_module"
+    (late / f"{name}.py").write_text("where = 'late'\n")
+    steps = []
+    for change in (
+        lambda: None,
+        lambda: (early / f"{name}.py").write_text("where = 'early'\n"),
+        lambda: (early / f"{name}.py").unlink(),
+        lambda: (late / f"{name}.py").unlink(),
+    ):
+        change()
+        importlib.invalidate_caches()  # what importlib needs, not ipy_runmod
+        seen = []
+        for run_module in RUNNERS:
+            try:
+                seen.append(run_module(name)["where"])
+            except ImportError as e:
+                seen.append(str(e))
+        steps.append(seen)
+    assert [expected for expected, _ in steps] == [
+        "late",
+        "early",
+        "late",
+        f"No module named {name}",
+    ]
+    assert [actual for _, actual in steps] == [expected for expected, _ in steps]
