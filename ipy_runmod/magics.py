@@ -509,6 +509,7 @@ class RunModMagics(Magics):
     def _debugger(self, breakpoint: str | None, request: _core.Request) -> _core.Runner:
         """IPython's debugger, set to stop where `%run -d` would, as a runner of the module."""
         assert self.shell is not None
+        module_file = _core.plan(request).file  # a module not found says so before any NOTE
         traceback = self.shell.InteractiveTB
         if not traceback.pdb:
             traceback.pdb = traceback.debugger_cls()
@@ -521,7 +522,7 @@ class RunModMagics(Magics):
         if breakpoint is None:
             print(f"NOTE: Enter 'c' at the {debugger.prompt.strip()} prompt to continue execution.")
         else:
-            file, line = _breakpoint(breakpoint, _core.plan(request).file)
+            file, line = _breakpoint(breakpoint, module_file)
             debugger.do_break(f"{file}:{line}")  # says where, as pdb's `break` does
         return functools.partial(_debugged, debugger, breakpoint is None)
 

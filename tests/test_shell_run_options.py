@@ -302,6 +302,14 @@ def test_quit_in_the_debugger_ends_the_run_quietly(
     assert ip.run_cell("c = 3").success and ip.user_ns["c"] == 3
 
 
+def test_debug_of_a_missing_module_is_the_usage_error_alone(
+    ip: InteractiveShell, typed: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match="No module named 'rmpkg_nowhere'"):
+        ip.run_line_magic("runmod", "rmpkg_nowhere -d")
+    assert capsys.readouterr().out == ""
+
+
 BAD_LINES = [
     ("{pkg}.never_run -s time", "-s is a profiler option: it goes with -p"),
     ("{pkg}.never_run -q", "-q is a profiler option: it goes with -p"),
