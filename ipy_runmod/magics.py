@@ -507,7 +507,8 @@ class RunModMagics(Magics):
         )
 
     def _debugger(self, breakpoint: str | None, request: _core.Request) -> _core.Runner:
-        """IPython's debugger, set to stop where `%run -d` would, as a runner of the module."""
+        """IPython's debugger as the module's runner: stopping at its first line as `%run -d`
+        does, or with a breakpoint only there (`%run -d -b` stops at line 1 first)."""
         assert self.shell is not None
         module_file = _core.plan(request).file  # a module not found says so before any NOTE
         traceback = self.shell.InteractiveTB
