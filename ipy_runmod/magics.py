@@ -510,7 +510,9 @@ class RunModMagics(Magics):
         """IPython's debugger as the module's runner: stopping at its first line as `%run -d`
         does, or with a breakpoint only there (`%run -d -b` stops at line 1 first)."""
         assert self.shell is not None
-        module_file = _core.plan(request).file  # a module not found says so before any NOTE
+        # A module not found or a bad -b says so before anything is set up or printed.
+        module_file = _core.plan(request).file
+        stop = None if breakpoint is None else _breakpoint(breakpoint, module_file)
         traceback = self.shell.InteractiveTB
         if not traceback.pdb:
             traceback.pdb = traceback.debugger_cls()
@@ -520,12 +522,11 @@ class RunModMagics(Magics):
         bdb.Breakpoint.bplist = {}
         bdb.Breakpoint.bpbynumber = [None]
         debugger.clear_all_breaks()
-        if breakpoint is None:
+        if stop is None:
             print(f"NOTE: Enter 'c' at the {debugger.prompt.strip()} prompt to continue execution.")
         else:
-            file, line = _breakpoint(breakpoint, module_file)
-            debugger.do_break(f"{file}:{line}")  # says where, as pdb's `break` does
-        return functools.partial(_debugged, debugger, breakpoint is None)
+            debugger.do_break("{}:{}".format(*stop))  # says where, as pdb's `break` does
+        return functools.partial(_debugged, debugger, stop is None)
 
     def _parameters(self, cell: str | None, isolated: bool) -> dict[str, Any]:
         """What the module is given over the notebook: what python -m gives it (`exit`,

@@ -327,8 +327,9 @@ BAD_LINES = [
 def test_bad_profile_and_debug_options_are_one_line_usage_errors(
     ip: InteractiveShell, pkg: str, line: str, message: str, invariants: Any
 ) -> None:
-    before = invariants()
+    before, debugger_before = invariants(), ip.InteractiveTB.pdb
     with pytest.raises(UsageError) as info:
         ip.run_line_magic("runmod", line.format(pkg=pkg))
     assert message in str(info.value) and "\n" not in str(info.value)
     before.check()
+    assert ip.InteractiveTB.pdb is debugger_before  # %debug's own debugger is left as it was
