@@ -41,6 +41,7 @@ __all__ = [
     "NotRunnable",
     "Plan",
     "Request",
+    "Runner",
     "Target",
     "bound_names",
     "execute",
@@ -347,6 +348,10 @@ class InvalidRequest(ValueError):
 #: the names themselves, or a function that works them out just before the run.
 Parameters = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
+#: What runs the module's code in its namespace: `exec`, or one that wraps it (a profiler,
+#: a debugger). The module's exceptions must come out of it unchanged.
+Runner = Callable[[CodeType, dict[str, Any]], object]
+
 
 @dataclass(slots=True)
 class Request:
@@ -356,7 +361,8 @@ class Request:
     `parameters` override `init_globals` for this run only; `merge_into` is the namespace
     the names the module bound are copied into (None: no merge), filtered by `skip`,
     `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
-    modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
+    modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...");
+    `runner` runs the module's code in place of `exec` (say, under a profiler).
     `protect` runs the module as `python -m` would (the working directory first on
     sys.path, no asyncio loop running) and puts the session back afterwards: its
     streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
@@ -380,6 +386,7 @@ class Request:
     skip: Callable[[str], bool] | None = None
     report: Callable[[str], None] | None = None
     runpy_warning: bool = False
+    runner: Runner = exec
 
     def __post_init__(self) -> None:
         if self.args and not self.alter_sys:
@@ -468,7 +475,7 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
                 run_globals.update(parameters)  # over the table, never a copy of it
             _set_special_globals(run_globals, run_name, target.spec)
             started = time.perf_counter(), time.process_time()  # the module's code alone
-            exec(target.code, run_globals)
+            request.runner(target.code, run_globals)
         except BaseException as exc:
             exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
         finally:

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import bdb
 import builtins
+import cProfile
 import difflib
 import functools
+import glob
+import io
+import linecache
+import os
+import pstats
 import re
 import shlex
 import sys
+import textwrap
 import traceback
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
+from pathlib import Path
+from types import CodeType, TracebackType
 from typing import Any
 
+from IPython.core import page
 from IPython.core.completer import (
     CompletionContext,
     SimpleCompletion,
@@ -183,6 +193,7 @@ class _Line:
 
     words: argparse.Namespace  #: the options, never mutated
     args: tuple[str, ...]  #: the module's arguments, after `--`
+    quoted: tuple[bool, ...]  #: for each of `args`: written with a quote or a backslash
     typed: tuple[str, ...]  #: the words before `--`, as split
 
     def suggest(self, *, extra: Sequence[str] = (), add: Sequence[str] = ()) -> str:
@@ -195,19 +206,53 @@ class _Line:
         return " ".join(["%runmod", *(w if w == "--" else _shown(w) for w in words)])
 
 
+class _HelpRequested(Exception):
+    """`-h` / `--help` is on the line: the usage is shown and nothing runs."""
+
+
+class _Help(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise _HelpRequested  # before argparse can complain that MODULE is missing
+
+
+def _shell_words(line: str) -> list[tuple[str, bool]]:
+    """The words of `line` split as `shlex.split` does, each with whether any of it was
+    quoted or escaped (a shell expands globs only in words that were not)."""
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""  # exactly shlex.split's lexer
+    words: list[tuple[str, bool]] = []
+    start = 0
+    while (word := lexer.get_token()) is not None:
+        end = stream.tell()  # the lexer reads one character past a word, no more
+        words.append((word, any(c in line[start:end] for c in "'\"\\")))
+        start = end
+    return words
+
+
+_PROFILE_ONLY = {"sort": "-s", "limit": "-l", "dump": "-D", "text": "-T", "quiet": "-q"}
+
+
 @functools.lru_cache(maxsize=256)
 def _split(line: str) -> _Line:
     """Split and parse a line; every mistake in it is a one-line `UsageError` from here."""
     try:
-        words = shlex.split(line)
+        split = _shell_words(line)
     except ValueError as e:  # "No closing quotation" and the like
         raise UsageError(f"cannot split the %runmod line: {e}") from None
-    args: list[str] = []
+    words = [word for word, _ in split]
+    args: list[tuple[str, bool]] = []
     if "--" in words:
         at = words.index("--")
-        words, args = words[:at], words[at + 1 :]
+        words, args = words[:at], split[at + 1 :]
     ns, extra = PARSER.parse_known_args(words)
-    parsed = _Line(ns, tuple(args), tuple(words))
+    parsed = _Line(
+        ns, tuple(word for word, _ in args), tuple(quoted for _, quoted in args), tuple(words)
+    )
     if extra:
         what = "option" if extra[0].startswith("-") else "argument"
         raise UsageError(
@@ -216,7 +261,116 @@ def _split(line: str) -> _Line:
         )
     if ns.main and ns.run_name not in (None, "__main__"):
         raise UsageError(f"--main contradicts --run-name {_shown(ns.run_name)}; give one of them")
+    _check_profile_and_debug(ns)
     return parsed
+
+
+def _check_profile_and_debug(ns: argparse.Namespace) -> None:
+    if ns.profile and ns.debug:
+        raise UsageError("-p and -d cannot be combined; give one of them")
+    given = [flag for dest, flag in _PROFILE_ONLY.items() if getattr(ns, dest)]
+    if given and not ns.profile:
+        raise UsageError(f"{given[0]} is a profiler option: it goes with -p")
+    if ns.breakpoint is not None and not ns.debug:
+        raise UsageError("-b sets a breakpoint for the debugger: it goes with -d")
+    if ns.sort:
+        try:
+            pstats.Stats().sort_stats(*ns.sort)
+        except KeyError as e:
+            raise UsageError(
+                f"-s {_shown(e.args[0])}: not a sort key of pstats (cumulative, time, calls, ...)"
+            ) from None
+
+
+def _globbed(args: tuple[str, ...], quoted: tuple[bool, ...]) -> list[str]:
+    """The module's arguments as a shell gives them: each unquoted word with `*`, `?` or
+    `[` is replaced by the paths it matches, sorted (kept as it is when none does), and a
+    leading `~` is the home directory."""
+    expanded: list[str] = []
+    for word, was_quoted in zip(args, quoted, strict=True):
+        if was_quoted:
+            expanded.append(word)
+            continue
+        if word.startswith("~"):
+            word = os.path.expanduser(word)
+        if any(c in word for c in "*?["):
+            expanded.extend(sorted(glob.glob(word)) or [word])
+        else:
+            expanded.append(word)
+    return expanded
+
+
+def _breakpoint(text: str, module_file: str | None) -> tuple[str, int]:
+    """`-b LINE` (in the module's file) or `-b FILE:LINE`, checked as pdb's `break` checks."""
+    file, _, number = text.rpartition(":")
+    if not number.strip().isdigit():
+        raise UsageError(f"-b {_shown(text)}: give LINE or FILE:LINE, such as -b 12")
+    line = int(number)
+    path = os.path.abspath(os.path.expanduser(file)) if file else module_file
+    if path is None or not os.path.isfile(path):
+        raise UsageError(f"-b {_shown(text)}: no such file {_shown(file or str(path))}")
+    linecache.checkcache(path)
+    source = linecache.getline(path, line).strip()
+    if not source:
+        raise UsageError(f"-b {_shown(text)}: {path} has no line {line} with code")
+    if source.startswith(("#", '"""', "'''")):
+        raise UsageError(f"-b {_shown(text)}: line {line} of {path} is a comment or a docstring")
+    return path, line
+
+
+def _debugged(debugger: Any, stop_first: bool, code: CodeType, namespace: dict[str, Any]) -> None:
+    """Run the module's code under `debugger`, as `bdb.Bdb.run` does: stopping at its first
+    line, or (not `stop_first`) only at breakpoints."""
+    __tracebackhide__ = True  # IPython's debugger shows the module's frames, not this one
+    trace = sys.gettrace()  # a coverage tool's, say: it comes back afterwards
+    debugger.reset()
+    if not stop_first:
+        # As after `continue` typed in this frame: until it returns, only breakpoints stop.
+        debugger.botframe = sys._getframe()
+        debugger.set_continue()
+    sys.settrace(debugger.trace_dispatch)
+    try:
+        exec(code, namespace)
+    except bdb.BdbQuit:
+        pass  # `q` at the prompt: the run ends there, quietly, as with %run -d
+    finally:
+        sys.settrace(trace)
+        debugger.quitting = True
+
+
+def _profiled(profile: cProfile.Profile, code: CodeType, namespace: dict[str, Any]) -> None:
+    """Run the module's code with `profile` on: it sees the module's calls, none of ours."""
+    profile.enable()
+    try:
+        exec(code, namespace)
+    finally:
+        profile.disable()
+
+
+def _limit(text: str) -> int | float | str:
+    """A `-l` value as %prun reads it: a number of lines, a fraction, or a regex."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _report(profile: cProfile.Profile, opts: argparse.Namespace) -> None:
+    """The profile's report, shown and saved as `%prun` and `%run -p` do."""
+    stream = io.StringIO()
+    stats = pstats.Stats(profile, stream=stream).strip_dirs()
+    stats.sort_stats(*(opts.sort or ["time"])).print_stats(*map(_limit, opts.limit or ()))
+    text = stream.getvalue().rstrip()
+    if not opts.quiet:
+        page.page(text)
+    if opts.dump:
+        profile.dump_stats(opts.dump)
+        print(f"*** Profile stats marshalled to file {opts.dump!r}.")
+    if opts.text:
+        Path(opts.text).write_text(text, encoding="utf-8")
+        print(f"*** Profile printout saved to text file {opts.text!r}.")
 
 
 @magics_class
@@ -245,6 +399,9 @@ class RunModMagics(Magics):
         "  %%%%runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]  (cell body: parameters)"
     )
     @argument("module", help="The absolute dotted name of the module or package to run.")
+    @argument(
+        "-h", "--help", action=_Help, help="Show this usage, run nothing; %%runmod? is the manual."
+    )
     @argument_group("What runs")
     @argument(
         "-n",
@@ -307,6 +464,42 @@ class RunModMagics(Magics):
         default=None,
         help="Print the run's wall-clock and CPU time.",
     )
+    @argument_group("As %run does: profiling, debugging, globbing")
+    @argument(
+        "-p", dest="profile", action="store_true", help="Profile with cProfile, as %%prun does."
+    )
+    @argument(
+        "-s",
+        dest="sort",
+        metavar="KEY",
+        action="append",
+        help="With -p: sort by KEY (time, cumulative, calls...).",
+    )
+    @argument(
+        "-l",
+        dest="limit",
+        metavar="LIMIT",
+        action="append",
+        help="With -p: cut the report (lines, fraction, regex).",
+    )
+    @argument("-D", dest="dump", metavar="FILE", help="With -p: save the statistics to FILE.")
+    @argument("-T", dest="text", metavar="FILE", help="With -p: save the report to FILE.")
+    @argument("-q", dest="quiet", action="store_true", help="With -p: do not show the report.")
+    @argument(
+        "-d", dest="debug", action="store_true", help="Debug, stopping at the module's first line."
+    )
+    @argument(
+        "-b",
+        dest="breakpoint",
+        metavar="[FILE:]LINE",
+        help="With -d: stop at this line of the module or FILE.",
+    )
+    @argument(
+        "-G",
+        dest="no_glob",
+        action="store_true",
+        help="Leave *, ?, [ and ~ in module arguments as typed.",
+    )
     @no_var_expand  # done by _expand, which copies the namespace only when it must
     @needs_local_scope
     @line_cell_magic
@@ -324,6 +517,11 @@ class RunModMagics(Magics):
         Options go before or after MODULE; the module's own arguments after `--`.
         Words are split like a shell; {expr} and $name are expanded from the notebook,
         except in single quotes.
+        As in a shell, an unquoted module argument with *, ? or [ is replaced by the
+        paths it matches, and a leading ~ by the home directory (-G: never).
+        As with %run, -p profiles the run (%prun's report and options) and -d runs
+        it under the debugger, from its first line or the breakpoint -b LINE.
+        -h shows the usage and runs nothing.
         In the cell form, the names the body binds are given to the module, for this
         run only. Settings: %config RunModMagics (a flag on the line wins).
         The manual, with every rule: the README of ipy_runmod.
@@ -334,20 +532,32 @@ class RunModMagics(Magics):
             %runmod pkg.analysis --merge --only 'result*' --exclude '_*'
             %runmod pkg.cli --main -- --input data.csv --title 'a b'
             res = %runmod -o pkg.analysis
+            %runmod pkg.cli --main -- data/*.csv
+            %runmod pkg.slow -p -s cumulative -l 10
+            %runmod pkg.cli --main -d -b 42
 
             %%runmod pkg.sweep -o
             alpha = 0.5
         """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
-        parsed = _split(self._expand(line, local_ns))
+        try:
+            parsed = _split(self._expand(line, local_ns))
+        except _HelpRequested:
+            print(_usage())
+            return None
         opts = parsed.words
+        profile = cProfile.Profile() if opts.profile else None
         try:
             request = self._request(parsed, cell)
             if opts.which:  # runs nothing: no reload, no cell body
                 plan = _core.plan(request)
                 print(plan)
                 return plan if opts.result else None
+            if profile is not None:
+                request.runner = functools.partial(_profiled, profile)
+            elif opts.debug:
+                request.runner = self._debugger(opts.breakpoint, request)
             result = _core.execute(request)
         except (_core.NotRunnable, _core.InvalidRequest) as e:
             message = (
@@ -361,6 +571,8 @@ class RunModMagics(Magics):
             # cell's own, the place alone.
             _show_from_module_on(self.shell, e)
             raise
+        if profile is not None:
+            _report(profile, opts)
         if parsed.args and result.run_name != "__main__" and _core.has_main_guard(result.spec):
             print(
                 f"{opts.module} ran as {result.run_name!r}, so its "
@@ -390,7 +602,7 @@ class RunModMagics(Magics):
         isolated = self.isolated if opts.isolated is None else opts.isolated
         return _core.Request(
             opts.module,
-            args=parsed.args,
+            args=parsed.args if opts.no_glob else _globbed(parsed.args, parsed.quoted),
             run_name="__main__" if opts.main else (opts.run_name or self.run_name),
             init_globals=None if isolated else self.shell.user_ns,
             parameters=functools.partial(self._parameters, cell, isolated),
@@ -403,6 +615,28 @@ class RunModMagics(Magics):
             skip=self._is_ipython_name,
             report=print,
         )
+
+    def _debugger(self, breakpoint: str | None, request: _core.Request) -> _core.Runner:
+        """IPython's debugger as the module's runner: stopping at its first line as `%run -d`
+        does, or with a breakpoint only there (`%run -d -b` stops at line 1 first)."""
+        assert self.shell is not None
+        # A module not found or a bad -b says so before anything is set up or printed.
+        module_file = _core.plan(request).file
+        stop = None if breakpoint is None else _breakpoint(breakpoint, module_file)
+        traceback = self.shell.InteractiveTB
+        if not traceback.pdb:
+            traceback.pdb = traceback.debugger_cls()
+        debugger = traceback.pdb
+        # bdb keeps breakpoints in class attributes: each run starts with none.
+        bdb.Breakpoint.next = 1
+        bdb.Breakpoint.bplist = {}
+        bdb.Breakpoint.bpbynumber = [None]
+        debugger.clear_all_breaks()
+        if stop is None:
+            print(f"NOTE: Enter 'c' at the {debugger.prompt.strip()} prompt to continue execution.")
+        else:
+            debugger.do_break("{}:{}".format(*stop))  # says where, as pdb's `break` does
+        return functools.partial(_debugged, debugger, stop is None)
 
     def _parameters(self, cell: str | None, isolated: bool) -> dict[str, Any]:
         """What the module is given over the notebook: what python -m gives it (`exit`,
@@ -486,6 +720,30 @@ class RunModMagics(Magics):
 #: with it, `complete` offers its options.
 PARSER = RunModMagics.runmod.parser
 PARSER.allow_abbrev = False  # `--mer` must not silently mean `--merge`
+
+
+def _usage() -> str:
+    """What `%runmod -h` shows: the syntax and every option, in a few lines."""
+    syntax = PARSER.format_usage().removeprefix("::").strip().splitlines()
+    options = [
+        "/".join(action.option_strings)
+        + (f" {action.metavar or action.dest.upper()}" if action.nargs is None else "")
+        for action in PARSER._actions
+        if action.option_strings
+    ]
+    return "\n".join(
+        [
+            "usage: " + "\n       ".join(line.strip() for line in syntax),
+            textwrap.fill(
+                ", ".join(options),
+                88,
+                initial_indent="options: ",
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+            ),
+            "The manual, with every option: %runmod?",
+        ]
+    )
 
 
 # `%runmod ...`, `%%runmod ...` or `res = %runmod ...` at the start of the line.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
 from ipykernel.kernelspec import get_kernel_dict
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -33,10 +34,16 @@ class Reply:
     stdout: str = ""
     stderr: str = ""
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  #: of each input() the cell made
 
     @property
     def status(self) -> str:
         return str(self.content["status"])
+
+    @property
+    def plain_stdout(self) -> str:
+        """stdout without colours (IPython's debugger colours what it lists)."""
+        return _ANSI.sub("", self.stdout)
 
     @property
     def traceback(self) -> str:
@@ -53,18 +60,43 @@ class Kernel:
         code: str,
         timeout: float = TIMEOUT,
         on_stdout: Callable[[str], None] | None = None,
+        stdin: Iterable[str] = (),
     ) -> Reply:
         """Run one cell; return what it printed, displayed and replied.
 
         Every message is matched to this request by its parent's msg_id: a reply left
         over from an earlier request (say a second `kernel_info` answered after a slow
         start) is never taken for this cell's. `on_stdout(text so far)` is called at
-        each piece of stdout, while the cell still runs.
+        each piece of stdout, while the cell still runs. `stdin` is what the user types:
+        one line for each `input()` of the cell (a debugger's prompt, say), sent as the
+        kernel's input_request for it comes; an input_request beyond them interrupts
+        the cell, and the test fails.
         """
-        msg_id = self.client.execute(code)
+        answers = iter(stdin)
+        unanswered: list[str] = []
+        iopub, stdin_channel = self.client.iopub_channel, self.client.stdin_channel
+        poller = zmq.Poller()
+        poller.register(iopub.socket, zmq.POLLIN)
+        poller.register(stdin_channel.socket, zmq.POLLIN)
+        msg_id = self.client.execute(code, allow_stdin=True)
         reply = Reply(content={})
         while True:
-            msg = self.client.get_iopub_msg(timeout=timeout)
+            ready = dict(poller.poll(int(timeout * 1000)))
+            if not ready:
+                raise TimeoutError(f"no message from the kernel in {timeout} s")
+            if stdin_channel.socket in ready:
+                request = stdin_channel.get_msg(timeout=0)
+                if request["parent_header"].get("msg_id") == msg_id:
+                    reply.prompts.append(request["content"]["prompt"])
+                    answer = next(answers, None)
+                    if answer is None:
+                        unanswered.append(request["content"]["prompt"])
+                        self.manager.interrupt_kernel()
+                    else:
+                        self.client.input(answer)
+            if iopub.socket not in ready:
+                continue
+            msg = iopub.get_msg(timeout=0)
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -80,6 +112,7 @@ class Kernel:
             elif kind == "status" and content["execution_state"] == "idle":
                 break
         reply.content = self._shell_reply(msg_id, "execute_reply", timeout)
+        assert not unanswered, f"the cell asked for input beyond what was typed: {unanswered}"
         return reply
 
     def complete(self, code: str, cursor_pos: int | None = None) -> list[str]:

@@ -3,6 +3,7 @@ interrupts, and the session going on. Every kernel test of the suite is here."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from collections.abc import Iterator
@@ -74,6 +75,22 @@ PACKAGE = {
         def fail():
             raise ExceptionGroup("several", [ValueError(1), TypeError(2)])
         fail()
+    """,
+    "dmod.py": """
+        from . import helper
+        a = 1
+        b = helper.twice(a)
+        print("b is", b)
+    """,
+    "helper.py": """
+        def twice(v):
+            w = v * 2
+            return w
+    """,
+    "slow.py": """
+        def slow_part(n):
+            return sum(i * i for i in range(n))
+        total = slow_part(20_000)
     """,
     "quits.py": """
         import sys
@@ -344,3 +361,37 @@ print(type(res.exception).__name__, res["partial"][1:])
         assert reply.stdout == "['next']\n"
         reply = kernel.execute("print(sys.argv is _before[0], 1 + 1)")
         assert reply.stdout == "True 2\n"
+
+
+def test_debugger_prompts_through_the_notebook_s_input_box(kernel: Kernel) -> None:
+    """README, `-d`: the debugger reads what is typed in the notebook (input_request)."""
+    reply = kernel.execute("%runmod kpkg.dmod -d", stdin=["n", "n", "p a", "c"])
+    assert reply.status == "ok", reply.traceback
+    assert reply.prompts == ["ipdb> "] * 4
+    out = reply.plain_stdout
+    first_stop = out.index("dmod.py(2)<module>()")  # line 1 is dedent's blank
+    assert "----> 2 from . import helper" in out[first_stop:]
+    assert out.endswith("\n1\nb is 2\n")  # `p a`, then the module's own output
+
+
+def test_debugger_breakpoint_in_another_file_through_the_input_box(kernel: Kernel) -> None:
+    where = kernel.execute("import kpkg, os; print(os.path.dirname(kpkg.__file__))")
+    helper = os.path.join(where.stdout.strip(), "helper.py")
+    reply = kernel.execute(f"%runmod kpkg.dmod -d -b {helper}:3", stdin=["p v", "c"])
+    assert reply.status == "ok", reply.traceback
+    assert reply.prompts == ["ipdb> "] * 2  # one for each line typed: "p v", "c"
+    out = reply.plain_stdout
+    assert "dmod.py(" not in out  # no stop before the breakpoint
+    assert f"Breakpoint 1 at {helper}:3" in out
+    assert "helper.py(3)twice()" in out and out.endswith("\n1\nb is 2\n")
+
+
+def test_profile_report_goes_to_the_notebook_s_pager(kernel: Kernel) -> None:
+    """README, `-p`: as %prun in a notebook, the report is a pager payload of the reply."""
+    reply = kernel.execute("%runmod kpkg.slow -p -s cumulative")
+    assert reply.status == "ok", reply.traceback
+    [page] = [p for p in reply.content["payload"] if p["source"] == "page"]
+    report = page["data"]["text/plain"]
+    assert "Ordered by: cumulative time" in report and "slow.py:2(slow_part)" in report
+    quiet = kernel.execute("%runmod kpkg.slow -p -q")
+    assert quiet.status == "ok" and not quiet.content["payload"] and not quiet.stdout
