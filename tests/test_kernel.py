@@ -32,6 +32,11 @@ PACKAGE = {
         args = parser.parse_args()
         print(f"alpha={args.alpha} title={args.title!r}")
     """,
+    "guarded.py": """
+        import sys
+        if __name__ == "__main__":
+            print("main block:", sys.argv[1:])
+    """,
     "fails.py": """
         partial = "kept"
         def compute():
@@ -123,6 +128,24 @@ def test_argparse_sees_only_its_own_arguments(kernel: Kernel) -> None:
     reply = kernel.execute("%runmod kpkg.cli --main")
     assert reply.status == "ok", reply.traceback
     assert reply.stdout == "alpha=1.0 title=''\n"
+
+
+def test_words_hints_and_suggestions_as_in_a_shell(kernel: Kernel) -> None:
+    """Single quotes are literal; a usage error's line and the --main hint can be pasted."""
+    reply = kernel.execute("t = 'T'\n%runmod kpkg.cli --main -- --title '{t}$t'")
+    assert reply.stdout == "alpha=1.0 title='{t}$t'\n"
+    reply = kernel.execute("%runmod kpkg.cli --main -t --alpha 2")
+    assert reply.status == "error" and reply.content["ename"] == "UsageError"
+    assert reply.content["evalue"].endswith("as in: %runmod kpkg.cli --main -t -- --alpha 2")
+    reply = kernel.execute("%runmod kpkg.guarded -- --alpha 2")
+    assert reply.status == "ok"
+    assert reply.stdout == (
+        "kpkg.guarded ran as 'kpkg.guarded', so its `if __name__ == \"__main__\":` block, "
+        "which reads the arguments, did not run; as python -m runs it: "
+        "%runmod kpkg.guarded --main -- --alpha 2\n"
+    )
+    pasted = reply.stdout.partition("as python -m runs it: ")[2]
+    assert kernel.execute(pasted).stdout == "main block: ['--alpha', '2']\n"
 
 
 def test_namespace_in_and_merge_back(kernel: Kernel) -> None:
