@@ -132,7 +132,9 @@ class RunModMagics(Magics):
     alter_sys = Bool(True, help="Set sys.argv and sys.modules for a run (--alter-sys).").tag(
         config=True
     )
-    reload = Bool(False, help="Reload changed modules before a run (--reload).").tag(config=True)
+    reload = Bool(
+        True, help="Before a run, re-import user modules whose source changed (--no-reload)."
+    ).tag(config=True)
     show_time = Bool(False, help="Print each run's times (-t).").tag(config=True)
     keep_state = Bool(
         False, help="Let runs change cwd, sys.path, os.environ, warnings, logging (--keep-state)."
@@ -161,7 +163,7 @@ class RunModMagics(Magics):
         "--reload",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="First reload the target package's modules whose source changed.",
+        help="First re-import your modules whose source changed since imported (default).",
     )
     @argument(
         "--keep-state",

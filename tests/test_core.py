@@ -700,7 +700,8 @@ def test_run_returns_a_result(make_package: MakePackage, monkeypatch: pytest.Mon
     assert res.argv == res["argv"] == [res.file, "--alpha", "1"]
     assert res["registered_is_us"] is True
     assert_sys_restored(before)
-    assert f"{pkg}.__main__" not in sys.modules
+    # Run under its own name, it stays registered as that module, as an import would.
+    assert vars(sys.modules[f"{pkg}.__main__"]) is res.globals
     # a read-only mapping over the final globals
     assert res["x"] == 1 and "x" in res and "nope" not in res
     assert list(res) == list(res.globals) and len(res) == len(res.globals)
@@ -752,7 +753,7 @@ def test_failed_run_keeps_partial_globals(
     assert res["early"] == 1 and "late" not in res and res["argv"] == [res.file, "a"]
     assert set(res.bound) == {"sys", "early", "argv"}
     assert_sys_restored(before)
-    assert f"{pkg}.mod" not in sys.modules
+    assert f"{pkg}.mod" not in sys.modules  # a failed run is not left registered
     assert last_result() is res
 
 
