@@ -239,7 +239,7 @@ def test_reload_takes_the_modules_that_hold_a_changed_ones(
         {
             "__init__.py": "",
             "middle.py": f"from {lib}.helper import factor\n",
-            "main.py": f"from .middle import factor\nscore = factor()\n",
+            "main.py": "from .middle import factor\nscore = factor()\n",
         }
     )
     assert ip.run_cell(f"%runmod {app}.main --merge").success
