@@ -12,6 +12,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import py_compile
 import runpy
 import subprocess
@@ -27,7 +28,16 @@ from typing import Any
 import pytest
 
 import ipy_runmod
-from ipy_runmod import InvalidRequest, NotRunnable, RunResult, last_result, merge_into, run
+from ipy_runmod import (
+    InvalidRequest,
+    NotRunnable,
+    Request,
+    RunResult,
+    execute,
+    last_result,
+    merge_into,
+    run,
+)
 
 pytestmark = pytest.mark.core
 
@@ -944,3 +954,16 @@ def test_importing_ipy_runmod_imports_no_ipython() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out == "False\n"
+
+
+def test_edits_take_effect_in_runs_from_a_script(make_package: MakePackage) -> None:
+    """README, "Edits take effect": with no IPython and no cells, between runs too."""
+    lib = make_package({"__init__.py": "", "helper.py": "factor = 1\n"})
+    app = make_package({"__init__.py": "", "main.py": f"from {lib}.helper import factor\n"})
+    assert execute(Request(f"{app}.main", reload=True))["factor"] == 1
+    path = Path(make_package.root, lib, "helper.py")  # type: ignore[attr-defined]
+    st = path.stat()
+    path.write_text("factor = 2\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    result = execute(Request(f"{app}.main", reload=True))
+    assert result["factor"] == 2 and result.reloaded == (f"{lib}.helper",)

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import textwrap
+import warnings
 from typing import Any
 
 import pytest
@@ -331,3 +332,30 @@ def test_html_result_has_header_and_escapes(ip: InteractiveShell, make_package: 
     assert f"{name}.h as {name}.h: ok, 3 names bound" in html
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html and "<b>&</b>" not in html
     assert "<td>Weird</td>" in html and "<td>str</td>" in html
+
+
+def test_reload_notices_an_import_while_another_module_goes(
+    ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell that imports one module and removes another leaves sys.modules as long."""
+    ip.run_cell(f"import {pkg}.sub.deep")
+    ip.run_cell(f"import sys, {pkg}.helper\ndel sys.modules[{pkg + '.sub.deep'!r}]")
+    _edit(make_package.root / pkg / "helper.py", "factor = 2\n")
+    capsys.readouterr()
+    assert ip.run_cell(f"%runmod {pkg}").success
+    assert capsys.readouterr().out == f"Reloaded: {pkg}.helper\n"
+
+
+def test_a_run_stays_registered_as_its_module(
+    ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README, "Guarantees": as an import would leave it, and replaced by the next run."""
+    name = make_package({"__init__.py": "", "m.py": "print('ran')\nclass C:\n    pass\n"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # runpy's "found in sys.modules" would be an error
+        for _ in range(2):
+            assert ip.run_cell(f"%runmod {name}.m --merge").success
+            assert vars(sys.modules[f"{name}.m"]) is ipy_runmod.last_result().globals
+    assert ip.run_cell(f"import {name}.m\nsame = {name}.m.C is C").success
+    assert ip.user_ns["same"] is True
+    assert capsys.readouterr().out == "ran\nran\n"  # the import ran nothing
