@@ -26,7 +26,7 @@ from typing import Any
 
 from . import _session
 from ._codecache import get_code
-from ._reload import note_imports, refresh_changed
+from ._reload import RunModule, note_imports, refresh_changed
 from ._result import RunResult, exit_code_of
 
 __all__ = [
@@ -355,7 +355,7 @@ def execute(request: Request) -> RunResult:
     finding the module (`NotRunnable`, an error from a parent package's `__init__`), in
     refreshing modules or in working out the parameters raise before anything runs.
     """
-    reloaded = refresh_changed(_kept.values()) if request.reload else []
+    reloaded = refresh_changed() if request.reload else []
     # The module about to run is read afresh anyway: not news.
     news = [name for name in reloaded if name not in (request.module, f"{request.module}.__main__")]
     if news and request.report is not None:
@@ -393,7 +393,7 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     keep = False
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
-    module = _RunModule(run_name)
+    module = RunModule(run_name)
     run_globals = module.__dict__
     args = request.args
     argv: list[str | None] | None = None
@@ -411,7 +411,7 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             saved_module = sys.modules.get(run_name, _MISSING)
             saved_main = sys.modules.get("__main__", _MISSING)
             # A run the module started itself gives the running one its entry back.
-            running = isinstance(saved_module, _RunModule) and saved_module is not _kept.get(
+            running = isinstance(saved_module, RunModule) and saved_module is not _kept.get(
                 run_name
             )
             keep_own = keep_own and not running
@@ -481,10 +481,6 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
 def _origin(module: object) -> object:
     """The file a module was made from (a module may have rebound its `__spec__`)."""
     return getattr(getattr(module, "__spec__", None), "origin", None)
-
-
-class _RunModule(ModuleType):
-    """The module a run's namespace belongs to (told apart from imported modules)."""
 
 
 def _bind_in_parent(name: str, module: ModuleType) -> None:

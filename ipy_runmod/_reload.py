@@ -23,9 +23,20 @@ import os
 import site
 import sys
 import sysconfig
+import threading
 from collections.abc import Iterable
 from types import FunctionType, ModuleType
 
+
+class RunModule(ModuleType):
+    """The module a run's namespace belongs to: a run, not an import.
+
+    Never dropped: it is not imported from its file, and the next run of it replaces it.
+    """
+
+
+#: Guards the tables below: runs in other threads note and refresh too.
+_LOCK = threading.RLock()
 #: name -> the module object last seen under that name (every module, user or not).
 _seen: dict[str, object] = {}
 #: name -> (module, source path, (st_mtime_ns, st_size) when it was first seen).
@@ -48,21 +59,25 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 _LIBRARY = _library_dirs()
+#: source path -> whether it is the user's (worked out once: realpath costs a few µs).
+_user_paths: dict[str, bool] = {}
 _OWN = __package__ or "ipy_runmod"
 
 
 def _user_source(name: str, module: object) -> str | None:
     """The source file of a user module; None for any other module."""
-    if not isinstance(module, ModuleType) or name == "__main__":
+    if not isinstance(module, ModuleType) or isinstance(module, RunModule) or name == "__main__":
         return None
     if name == _OWN or name.startswith(_OWN + "."):
         return None
     origin = getattr(getattr(module, "__spec__", None), "origin", None)
     if not isinstance(origin, str) or not origin.endswith(".py"):
         return None  # built-in, frozen, extension, sourceless: nothing to compare
-    if origin.startswith(_LIBRARY) or os.path.realpath(origin).startswith(_LIBRARY):
-        return None
-    return origin
+    user = _user_paths.get(origin)
+    if user is None:
+        user = not (origin.startswith(_LIBRARY) or os.path.realpath(origin).startswith(_LIBRARY))
+        _user_paths[origin] = user
+    return origin if user else None
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
@@ -96,15 +111,22 @@ def note_imports() -> None:
     the end back to the first one seen before; an entry replaced in place (a run's
     module registered under its name again) is seen when it is the last one too.
     """
+    with _LOCK:
+        _note_imports()
+
+
+def _note_imports() -> None:
     global _last_look
     modules = sys.modules
     last = next(reversed(modules.items()), (None, None))
     count, last_name, last_module = _last_look
     if count == len(modules) and last_name == last[0] and last_module is last[1]:
         return
-    for name, module in reversed(list(modules.items())):
-        if _seen.get(name) is module:
-            break  # this one and all before it were there at the last look
+    try:
+        new = _new_entries(reversed(modules.items()))
+    except RuntimeError:  # another thread imported meanwhile: walk a copy
+        new = _new_entries(reversed(list(modules.items())))
+    for name, module in new:
         _see(name, module)
     if len(_seen) > len(modules):  # forget what is gone, not to keep it alive
         for name in _seen.keys() - modules.keys():
@@ -113,29 +135,52 @@ def note_imports() -> None:
     _last_look = (len(modules), *last)
 
 
-def refresh_changed(keep: Iterable[object] = ()) -> list[str]:
+def _new_entries(entries: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    """The entries, from the last, up to the first one seen at the last look."""
+    new = []
+    for name, module in entries:
+        if _seen.get(name) is module:
+            break  # this one and all before it were there at the last look
+        new.append((name, module))
+    return new
+
+
+def refresh_changed() -> list[str]:
     """Drop from sys.modules the user modules whose source changed, and those holding theirs.
 
     Returns the names dropped, sorted. A package dropped takes its submodules with it,
     and a user module that holds a dropped module, or a class or function defined in
     one, is dropped too, so that it imports the new code afresh, as a fresh process
-    would (a plain value it copied, `from helper import SCALE`, cannot be told). Modules
-    in `keep` (runs' modules left registered) go only when their own source changed.
+    would (a plain value it copied, `from helper import SCALE`, cannot be told).
     """
-    note_imports()
+    with _LOCK:
+        return _refresh_changed()
+
+
+def _refresh_changed() -> list[str]:
+    _note_imports()
     changed: set[str] = set()
-    for name, (module, path, stamp) in list(_user.items()):
-        current = sys.modules.get(name)
-        if current is not module:
-            _user.pop(name)
-            if current is not None:
-                _see(name, current)  # replaced since: judged afresh
+    gone: list[str] = []
+    modules, stat = sys.modules, os.stat
+    # The loop every run pays for, once per user module: one stat, nothing else.
+    for name, (module, path, (mtime, size)) in _user.items():
+        if modules.get(name) is not module:
+            gone.append(name)
             continue
-        if _stamp(path) != stamp:
+        try:
+            st = stat(path)
+        except OSError:
+            changed.add(name)  # deleted: python -m could not import it either
+            continue
+        if st.st_mtime_ns != mtime or st.st_size != size:
             changed.add(name)
+    for name in gone:  # removed or replaced since: judged afresh
+        del _user[name]
+        if name in modules:
+            _see(name, modules[name])
     if not changed:
         return []
-    dropped = _with_dependents(changed, {id(module) for module in keep})
+    dropped = _with_dependents(changed)
     # A package takes its submodules with it: they would be found under a new package
     # object that does not know them.
     dropped.update(name for name in list(sys.modules) if "." in name and _in_package(name, dropped))
@@ -151,11 +196,11 @@ def refresh_changed(keep: Iterable[object] = ()) -> list[str]:
                 delattr(package, child)
             except (AttributeError, TypeError):
                 pass
-    note_imports()
+    _note_imports()
     return sorted(dropped)
 
 
-def _with_dependents(changed: Iterable[str], keep: set[int]) -> set[str]:
+def _with_dependents(changed: Iterable[str]) -> set[str]:
     """`changed`, their submodules, and every user module holding one of theirs, repeatedly."""
     dropped = set(changed)
     while True:
@@ -163,7 +208,6 @@ def _with_dependents(changed: Iterable[str], keep: set[int]) -> set[str]:
             name
             for name, (module, _, _) in _user.items()
             if name not in dropped
-            and id(module) not in keep
             and (
                 _in_package(name, dropped)
                 or any(_comes_from(value, dropped, name) for value in list(vars(module).values()))

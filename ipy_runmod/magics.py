@@ -226,6 +226,8 @@ class RunModMagics(Magics):
         Words are split like a shell; {expr} and $name are expanded from the notebook.
         In the cell form, the names the body binds are given to the module, for this
         run only. Settings: %config RunModMagics (a flag on the line wins).
+        Your modules edited since imported are imported afresh (--no-reload: not).
+        Without --main, what the module defined pickles in later cells, as imported.
         The manual, with every rule: the README of ipy_runmod.
 
         Examples:
@@ -234,6 +236,7 @@ class RunModMagics(Magics):
             %runmod pkg.analysis --merge --only 'result*' --exclude '_*'
             %runmod pkg.cli --main -- --input data.csv --title 'a b'
             res = %runmod -o pkg.analysis
+            %runmod pytest --main -- -q tests/test_io.py
 
             %%runmod pkg.sweep -o
             alpha = 0.5
