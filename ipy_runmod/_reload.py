@@ -31,7 +31,8 @@ from types import FunctionType, ModuleType
 class RunModule(ModuleType):
     """The module a run's namespace belongs to: a run, not an import.
 
-    Never dropped: it is not imported from its file, and the next run of it replaces it.
+    Not imported from its file: never stamped, and dropped only with its package (the
+    next run of it replaces it anyway).
     """
 
 

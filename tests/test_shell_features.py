@@ -359,3 +359,26 @@ def test_a_run_stays_registered_as_its_module(
     assert ip.run_cell(f"import {name}.m\nsame = {name}.m.C is C").success
     assert ip.user_ns["same"] is True
     assert capsys.readouterr().out == "ran\nran\n"  # the import ran nothing
+
+
+def test_a_main_target_imported_by_a_sibling_is_fresh(
+    ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under python -m, a sibling importing the target by its real name gets its new code."""
+    name = make_package(
+        {
+            "__init__.py": "",
+            "cli.py": "VALUE = 1\nif __name__ == '__main__':\n    from . import other\n"
+            "    print(other.value())\n",
+            "other.py": "from . import cli\n\ndef value():\n    return cli.VALUE\n",
+        }
+    )
+    assert ip.run_cell(f"%runmod {name}.cli --main").success
+    assert capsys.readouterr().out == "1\n"
+    _edit(
+        make_package.root / name / "cli.py",
+        "VALUE = 2\nif __name__ == '__main__':\n"
+        "    from . import other\n    print(other.value())\n",
+    )
+    assert ip.run_cell(f"%runmod {name}.cli --main").success
+    assert capsys.readouterr().out.splitlines()[-1] == "2"
