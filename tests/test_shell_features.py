@@ -350,7 +350,13 @@ def test_a_run_stays_registered_as_its_module(
     ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """README, "Guarantees": as an import would leave it, and replaced by the next run."""
-    name = make_package({"__init__.py": "", "m.py": "print('ran')\nclass C:\n    pass\n"})
+    name = make_package(
+        {
+            "__init__.py": "",
+            "m.py": "import sys\nprint('ran')\nclass C:\n    pass\n"
+            "if sys.argv[1:] == ['fail']:\n    raise ValueError('failed')\n",
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # runpy's "found in sys.modules" would be an error
         for _ in range(2):
@@ -359,6 +365,12 @@ def test_a_run_stays_registered_as_its_module(
     assert ip.run_cell(f"import {name}.m\nsame = {name}.m.C is C").success
     assert ip.user_ns["same"] is True
     assert capsys.readouterr().out == "ran\nran\n"  # the import ran nothing
+    # Other run names, and failed runs, leave the entry as it was.
+    kept = sys.modules[f"{name}.m"]
+    for line in (f"{name}.m --main", f"{name}.m -n other", f"{name}.m -- fail"):
+        ip.run_cell(f"%runmod {line}")
+        assert sys.modules[f"{name}.m"] is kept
+    assert "other" not in sys.modules
 
 
 def test_a_main_target_imported_by_a_sibling_is_fresh(
