@@ -22,6 +22,7 @@ import compileall
 import gc
 import importlib
 import importlib.util
+import os
 import runpy
 import shutil
 import statistics
@@ -42,6 +43,8 @@ from ipy_runmod._result import format_seconds
 
 #: Package whose modules have up-to-date .pyc files; the other one never has any.
 PYC, SRC = "rmbench_pyc", "rmbench_src"
+#: A package of user modules, all imported, for the cost of noticing edits before a run.
+USERS, USER_MODULES = "rmbench_users", 200
 BIG_FUNCTIONS = 3000
 NAMESPACE_SIZE = 1_000_000
 MEMORY_RUNS, MEMORY_FIRST = 1000, 10
@@ -73,6 +76,7 @@ class Row:
     ok: bool
     unit: str = "time"  #: "time" (seconds) or "bytes"
     ratio: float | None = None
+    per: int | None = None  #: shown as the difference per one of these (µs per module)
 
 
 def build_packages(root: Path) -> None:
@@ -83,6 +87,8 @@ def build_packages(root: Path) -> None:
         f"{PYC}/allocating.py": ALLOCATING,
         f"{SRC}/__init__.py": "",
         f"{SRC}/big.py": BIG,
+        f"{USERS}/__init__.py": "",
+        **{f"{USERS}/m{i}.py": f"def f():\n    return {i}\n" for i in range(USER_MODULES)},
     }
     for rel, text in files.items():
         path = root / rel
@@ -112,6 +118,24 @@ def cell(shell: InteractiveShell, magic: str, line: str) -> Callable[[], object]
     code = compile(f"get_ipython().run_line_magic({magic!r}, {line!r})", "<cell>", "exec")
     namespace = shell.user_ns
     return lambda: exec(code, namespace)
+
+
+def as_fresh(mod_name: str, run: Callable[[], object]) -> Callable[[], object]:
+    """`run`, with sys.modules as a fresh process has it: without `mod_name`.
+
+    A `%runmod` of a module under its own name leaves it registered, as an import would;
+    runpy and `%run -m` would then take its spec from there instead of finding it.
+    """
+
+    def fresh() -> object:
+        kept = sys.modules.pop(mod_name, None)
+        try:
+            return run()
+        finally:
+            if kept is not None:
+                sys.modules[mod_name] = kept
+
+    return fresh
 
 
 def timed_rounds(
@@ -187,7 +211,9 @@ def print_table(rows: Sequence[Row]) -> None:
     header = ("case", "baseline", "baseline", "%runmod", "ratio", "target", "")
     table = [header]
     for row in rows:
-        if row.ratio is not None:
+        if row.per is not None:
+            ratio = f"+{(row.value - row.baseline_value) / row.per * 1e6:.2f} µs per module"
+        elif row.ratio is not None:
             ratio = f"{row.ratio:.3f}x"
             if row.ratio < 0.5:
                 ratio += f" ({1 / row.ratio:.0f}x faster)"
@@ -223,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         metavar="WORD",
         help="run only the cases whose key contains WORD; keys: 'runpy trivial', "
-        "'run-m trivial', 'functions floor', 'functions nobytecode', 'namespace', 'memory'",
+        "'run-m trivial', 'functions floor', 'functions nobytecode', 'namespace', 'memory', "
+        "'reload users'",
     )
     opts = parser.parse_args(argv)
     rounds = max(opts.rounds, 5)
@@ -248,7 +275,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         return time_case(
             "trivial module, .pyc written",
             "runpy.run_module",
-            lambda: runpy.run_module(trivial),
+            as_fresh(trivial, lambda: runpy.run_module(trivial)),
             cell(shell, "runmod", trivial),
             rounds=rounds,
             max_ratio=1.2,
@@ -259,7 +286,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         return time_case(
             "trivial module",
             "%run -m",
-            cell(shell, "run", f"-m {trivial}"),
+            as_fresh(trivial, cell(shell, "run", f"-m {trivial}")),
             cell(shell, "runmod", trivial),
             rounds=rounds,
             max_ratio=0.6,
@@ -284,7 +311,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         row = time_case(
             "same, bytecode not written",
             "runpy.run_module",
-            lambda: runpy.run_module(big_src),
+            as_fresh(big_src, lambda: runpy.run_module(big_src)),
             cell(shell, "runmod", big_src),
             rounds=max(rounds // 40, 5),
             max_ratio=1 / 30,
@@ -303,7 +330,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             return time_case(
                 f"{NAMESPACE_SIZE:,}-name notebook namespace, trivial module",
                 "runpy.run_module(init_globals=ns)",
-                lambda: runpy.run_module(trivial, init_globals=namespace),
+                as_fresh(trivial, lambda: runpy.run_module(trivial, init_globals=namespace)),
                 cell(shell, "runmod", trivial),
                 rounds=max(rounds // 25, 5),
                 max_ratio=1.5,
@@ -313,11 +340,43 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             for name in names:
                 namespace.pop(name, None)
 
+    def user_modules() -> Row:
+        """What noticing edits costs a run: one stat per imported user module."""
+        modules = [importlib.import_module(f"{USERS}.m{i}") for i in range(USER_MODULES)]
+        paths = [str(module.__file__) for module in modules]
+        base, ours = (
+            statistics.median(times)
+            for times in timed_rounds(
+                [cell(shell, "runmod", f"{trivial} --no-reload"), cell(shell, "runmod", trivial)],
+                rounds,
+            )
+        )
+        for i in range(USER_MODULES):  # the other cases run without them
+            del sys.modules[f"{USERS}.m{i}"]
+        per_module = (ours - base) / USER_MODULES
+        # The floor, on this machine now: the one stat per module that the check makes.
+        stat = os.stat
+        floor = statistics.median(
+            timed_rounds([lambda: [stat(path) for path in paths]], rounds)[0]
+        ) / len(paths)
+        return Row(
+            f"{USER_MODULES} imported user modules, trivial module "
+            f"(a bare os.stat: {floor * 1e6:.2f} µs)",
+            "--no-reload",
+            base,
+            ours,
+            "<= 2 µs per module",
+            per_module <= 2e-6,
+            per=USER_MODULES,
+        )
+
     cases: dict[str, Callable[[], Row]] = {
         "runpy trivial": trivial_vs_runpy,
         "run-m trivial": trivial_vs_run_m,
         "functions floor": big_vs_exec,
         "functions nobytecode": big_without_bytecode,
+        # Before the namespace case, whose million names leave the notebook's dict large.
+        "reload users": user_modules,
         "namespace": big_namespace,
         "memory": lambda: memory_case(shell, limit=1024 * 1024),
     }

@@ -33,7 +33,7 @@ from typing import Any
 
 from . import _session
 from ._codecache import get_code
-from ._reload import reload_changed
+from ._reload import RunModule, note_imports, refresh_changed
 from ._result import RunResult, exit_code_of
 
 __all__ = [
@@ -62,6 +62,9 @@ SYS_LOCK = threading.RLock()
 
 _MISSING: Any = object()
 _last: RunResult | None = None
+#: run name -> the module of the latest run under the module's own name that stays
+#: registered in sys.modules (so that what it defined pickles by reference).
+_kept: dict[str, ModuleType] = {}
 
 
 class NotRunnable(ImportError):
@@ -86,6 +89,8 @@ class Target:
     #: A submodule already in sys.modules once its package is imported: runpy warns that
     #: the run is a second copy of it ("found in sys.modules after import of package").
     imported: bool = False
+    #: ... and that module is the previous run's, left registered: nothing imported it.
+    rerun: bool = False
 
 
 def find_module(mod_name: str) -> Target:
@@ -97,7 +102,7 @@ def find_module(mod_name: str) -> Target:
     if mod_name.startswith("."):
         raise NotRunnable("Relative module names not supported")
     pkg_name, _, _ = mod_name.rpartition(".")
-    imported = False
+    imported = rerun = False
     if pkg_name:
         # Import the parent first so that its own initialisation errors are not
         # mistaken for "not found".
@@ -109,6 +114,14 @@ def find_module(mod_name: str) -> Target:
                 raise
         existing = sys.modules.get(mod_name)
         imported = existing is not None and not hasattr(existing, "__path__")
+        rerun = imported and existing is _kept.get(mod_name)
+    # find_spec() answers from sys.modules: a previous run's module would give its own,
+    # perhaps stale, spec (a module since turned into a package, or deleted).
+    kept = _kept.get(mod_name)
+    hidden = kept is not None and sys.modules.get(mod_name) is kept
+    if hidden:
+        del sys.modules[mod_name]
+    spec = None
     try:
         spec = _find_spec(mod_name, pkg_name)
     except (ImportError, AttributeError, TypeError, ValueError) as ex:
@@ -119,6 +132,10 @@ def find_module(mod_name: str) -> Target:
             msg += f". Try using '{mod_name[:-3]}' instead of '{mod_name}' as the module name."
         missing = ex.name if isinstance(ex, ModuleNotFoundError) else None
         raise NotRunnable(msg, missing=missing) from ex
+    finally:
+        # Put back unless what is found now is another file (a module turned package).
+        if hidden and (spec is None or spec.origin == _origin(kept)):
+            sys.modules.setdefault(mod_name, kept)  # type: ignore[arg-type]
     if spec is None:
         raise NotRunnable(f"No module named {mod_name}", missing=mod_name)
     if spec.submodule_search_locations is not None:
@@ -141,7 +158,7 @@ def find_module(mod_name: str) -> Target:
         raise NotRunnable(format(e)) from e
     if code is None:
         raise NotRunnable(f"No code object available for {mod_name}")
-    return Target(mod_name, spec, code, imported)
+    return Target(mod_name, spec, code, imported, rerun)
 
 
 #: `importlib.util.find_spec`'s answers for modules found in a directory of their search
@@ -360,13 +377,16 @@ class Request:
     `args` are the module's `sys.argv[1:]` (None keeps the process's own, as runpy does);
     `parameters` override `init_globals` for this run only; `merge_into` is the namespace
     the names the module bound are copied into (None: no merge), filtered by `skip`,
-    `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
-    modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...");
+    `only` and `exclude` as `merge_into()` does; `reload` first drops from sys.modules the
+    user modules whose source changed since they were imported, so that the run imports
+    them afresh; `report` receives the pipeline's one-line messages ("Reloaded: ...");
     `runner` runs the module's code in place of `exec` (say, under a profiler).
     `protect` runs the module as `python -m` would (the working directory first on
     sys.path, no asyncio loop running) and puts the session back afterwards: its
     streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
-    working directory, `sys.path`, `os.environ`, warnings filters and the root logger.
+    working directory, `sys.path`, `os.environ`, warnings filters and the root logger;
+    and a run under the module's own name that ends well stays registered in sys.modules
+    as that module (replacing the previous run's), so that what it defined pickles.
     A submodule imported before its run is warned of once per module, worded for a
     session; `runpy_warning` gives runpy's own warning instead, every time.
     """
@@ -405,14 +425,17 @@ def execute(request: Request) -> RunResult:
     finding the module (`NotRunnable`, an error from a parent package's `__init__`), in
     refreshing modules or in working out the parameters raise before anything runs.
     """
-    reloaded = reload_changed(request.module) if request.reload else None
-    if reloaded is not None and request.report is not None:
-        request.report(
-            f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
-        )
+    reloaded = refresh_changed() if request.reload else []
+    # The module about to run is read afresh anyway: not news.
+    news = [name for name in reloaded if name not in (request.module, f"{request.module}.__main__")]
+    if news and request.report is not None:
+        request.report(f"Reloaded: {', '.join(news)}")
     parameters = request.parameters() if callable(request.parameters) else request.parameters
-    result = _run_here(request, parameters or {})
-    result.reloaded = () if reloaded is None else tuple(reloaded)
+    try:
+        result = _run_here(request, parameters or {})
+    finally:
+        note_imports()  # what the run imported, with its source as it is now
+    result.reloaded = tuple(reloaded)
     if request.merge_into is not None:
         merge_into(
             request.merge_into,
@@ -433,12 +456,18 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
     global _last
     target = _find(request)
-    if target.imported:
+    # A previous run's module, left registered, is replaced: in a session nothing was
+    # imported; runpy, which knows no such thing, warns all the same.
+    if target.imported and (request.runpy_warning or not target.rerun):
         _warn_imported(target, request.runpy_warning)
     run_name = target.name if request.run_name is None else request.run_name
+    # A protected run under the module's own name that ends well stays registered, as an
+    # import would: pickle and %store find what it defined without importing it again.
+    keep_own = request.protect and request.alter_sys and run_name == target.name != "__main__"
+    keep = False
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
-    module = ModuleType(run_name)
+    module = RunModule(run_name)
     run_globals = module.__dict__
     args = request.args
     argv: list[str | None] | None = None
@@ -455,6 +484,11 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             saved_argv, saved_argv0 = sys.argv, sys.argv[0] if in_place else None
             saved_module = sys.modules.get(run_name, _MISSING)
             saved_main = sys.modules.get("__main__", _MISSING)
+            # A run the module started itself gives the running one its entry back.
+            running = isinstance(saved_module, RunModule) and saved_module is not _kept.get(
+                run_name
+            )
+            keep_own = keep_own and not running
         started: tuple[float, float] | None = None
         try:
             if request.protect:
@@ -476,8 +510,10 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             _set_special_globals(run_globals, run_name, target.spec)
             started = time.perf_counter(), time.process_time()  # the module's code alone
             request.runner(target.code, run_globals)
+            keep = keep_own
         except BaseException as exc:
             exception = exc.with_traceback(_from_module_code(exc.__traceback__, target.code))
+            keep = keep_own and isinstance(exc, SystemExit) and exit_code_of(exc) == 0
         finally:
             if argv is not None:
                 # Plain stores and no calls: an asynchronous KeyboardInterrupt is only
@@ -485,7 +521,9 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
                 sys.argv = saved_argv
                 if in_place:
                     saved_argv[0] = saved_argv0  # type: ignore[assignment]
-                if saved_module is not _MISSING:
+                if keep and run_name in sys.modules and sys.modules[run_name] is module:
+                    _kept[run_name] = module
+                elif saved_module is not _MISSING:
                     sys.modules[run_name] = saved_module
                 elif run_name in sys.modules:
                     del sys.modules[run_name]
@@ -494,6 +532,8 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
             if saved is not None:
                 interrupt = _restore_whatever_comes(saved)
                 exception = exception or interrupt
+        if _kept.get(run_name) is module:
+            _bind_in_parent(run_name, module)
     wall = cpu = 0.0
     if started is not None:
         wall, cpu = time.perf_counter() - started[0], time.process_time() - started[1]
@@ -540,6 +580,22 @@ def _warn_imported(target: Target, as_runpy: bool) -> None:
             0,  # the module, not one of its lines
             module=target.name,
         )
+
+
+def _origin(module: object) -> object:
+    """The file a module was made from (a module may have rebound its `__spec__`)."""
+    return getattr(getattr(module, "__spec__", None), "origin", None)
+
+
+def _bind_in_parent(name: str, module: ModuleType) -> None:
+    """`pkg.name` is the module, as an import binds it: `import pkg.mod; pkg.mod.x` works."""
+    parent, _, child = name.rpartition(".")
+    package = sys.modules.get(parent) if parent else None
+    if package is not None:
+        try:
+            setattr(package, child, module)
+        except (AttributeError, TypeError):
+            pass  # a stand-in object that takes no attributes
 
 
 def _find(request: Request) -> Target:

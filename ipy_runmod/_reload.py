@@ -1,78 +1,238 @@
-"""`--reload`: reload the already-imported modules of a package whose source changed."""
+"""Edits take effect: user modules whose source changed are imported afresh by the next run.
+
+`python -m` starts from fresh imports every time. In a session, a module imported once
+stays in `sys.modules`, so an edited helper, or a test module fixed and run again by
+pytest, unittest or doctest, would be the old one. Before a run, `refresh_changed` drops
+from `sys.modules` every user module whose source changed since it was imported, and the
+user modules that hold something of one, so that the run imports them afresh.
+
+Dropped, not `importlib.reload`ed, as Spyder's User Module Reloader does: the module is
+imported again by whoever imports it, under that importer's import hooks (pytest's
+assertion rewriting is installed only while pytest runs), and only if the run imports it.
+A reload would execute it here, outside the run, keep the names the new source no longer
+defines (a deleted test would still run), and leave the importers with the old objects.
+
+"User" modules are those with a `.py` source outside the standard library and the
+site-packages directories (and not ipy_runmod itself). Which modules those are is worked
+out once per module, when it is first seen; a run then costs one `stat` per user module.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
+import site
 import sys
-from types import ModuleType
-
-#: module name -> (st_mtime_ns, st_size) of its source when it was first seen imported,
-#: or last reloaded.
-_stamps: dict[str, tuple[int, int]] = {}
-_modules_seen = 0
+import sysconfig
+import threading
+from collections.abc import Iterable
+from types import FunctionType, ModuleType
 
 
-def _source_stamp(module: ModuleType) -> tuple[int, int] | None:
+class RunModule(ModuleType):
+    """The module a run's namespace belongs to: a run, not an import.
+
+    Not imported from its file: never stamped, and dropped only with its package (the
+    next run of it replaces it anyway).
+    """
+
+
+#: Guards the tables below: runs in other threads note and refresh too.
+_LOCK = threading.RLock()
+#: name -> the module object last seen under that name (every module, user or not).
+_seen: dict[str, object] = {}
+#: name -> (module, source path, (st_mtime_ns, st_size) when it was first seen).
+_user: dict[str, tuple[ModuleType, str, tuple[int, int]]] = {}
+#: len(sys.modules) and its last entry when `note_imports` last looked.
+_last_look: tuple[int, object, object] = (-1, None, None)
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library's and the site-packages directories, each ending in a separator."""
+    dirs: set[str] = set()
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars)
+        dirs.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+    dirs.update(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.add(site.getusersitepackages())
+    found = {os.path.realpath(d) for d in dirs} | dirs
+    return tuple(os.path.join(d, "") for d in sorted(found))
+
+
+_LIBRARY = _library_dirs()
+#: source path -> whether it is the user's (worked out once: realpath costs a few µs).
+_user_paths: dict[str, bool] = {}
+_OWN = __package__ or "ipy_runmod"
+
+
+def _user_source(name: str, module: object) -> str | None:
+    """The source file of a user module; None for any other module."""
+    if not isinstance(module, ModuleType) or isinstance(module, RunModule) or name == "__main__":
+        return None
+    if name == _OWN or name.startswith(_OWN + "."):
+        return None
     origin = getattr(getattr(module, "__spec__", None), "origin", None)
     if not isinstance(origin, str) or not origin.endswith(".py"):
         return None  # built-in, frozen, extension, sourceless: nothing to compare
+    user = _user_paths.get(origin)
+    if user is None:
+        user = not (origin.startswith(_LIBRARY) or os.path.realpath(origin).startswith(_LIBRARY))
+        _user_paths[origin] = user
+    return origin if user else None
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(origin)
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
 
 
-def note_imports() -> None:
-    """Remember the source stamp of every module imported since the last call.
-
-    Called when the extension loads and after every cell, so "changed since it was
-    loaded" means changed since the end of the cell that imported it.
-    """
-    global _modules_seen
-    if len(sys.modules) == _modules_seen:
-        return  # the common case: the cell imported nothing
-    for name, module in list(sys.modules.items()):
-        if name not in _stamps and isinstance(module, ModuleType):
-            stamp = _source_stamp(module)
-            if stamp is not None:
-                _stamps[name] = stamp
-    _modules_seen = len(sys.modules)
-
-
-def reload_changed(mod_name: str) -> list[str]:
-    """Reload the imported modules of `mod_name`'s top-level package whose source changed.
-
-    Parents are reloaded before children. The module that will run (`mod_name`, or a
-    package's `__main__`) is left alone: it runs afresh anyway. An error while reloading
-    propagates with a note naming the module; the modules after it are not reloaded.
-    Returns the names reloaded.
-    """
-    top = mod_name.partition(".")[0]
-    # The code that runs is read afresh anyway: never execute it here as an import too.
-    skip = {mod_name + ".__main__"}
-    if not hasattr(sys.modules.get(mod_name), "__path__"):
-        skip.add(mod_name)
-    family = sorted(
-        name
-        for name, module in list(sys.modules.items())
-        if (name == top or name.startswith(top + "."))
-        and name not in skip
-        and isinstance(module, ModuleType)
-    )
-    reloaded: list[str] = []
-    for name in family:
-        module = sys.modules[name]
-        stamp = _source_stamp(module)
-        known = _stamps.get(name)
-        if stamp is not None and known is not None and stamp != known:
-            try:
-                importlib.reload(module)
-            except BaseException as e:
-                e.add_note(f"(while reloading {name} for --reload; {mod_name} did not run)")
-                raise
-            reloaded.append(name)
+def _see(name: str, module: object) -> None:
+    _seen[name] = module
+    path = _user_source(name, module)
+    if path is not None:
+        stamp = _stamp(path)
         if stamp is not None:
-            _stamps[name] = stamp
-    return reloaded
+            assert isinstance(module, ModuleType)
+            _user[name] = (module, path, stamp)
+            return
+    _user.pop(name, None)
+
+
+def note_imports() -> None:
+    """Note the modules imported since the last call, with their source as it is now.
+
+    Called when the extension loads, after every cell and after every run, so "changed
+    since it was imported" means changed since the end of the run or cell that imported
+    it. A new entry is appended to sys.modules (dicts keep insertion order), so when the
+    number of entries and the last one are as they were, nothing was imported: the
+    usual case costs no walk over sys.modules. Otherwise the entries are walked from
+    the end back to the first one seen before; an entry replaced in place (a run's
+    module registered under its name again) is seen when it is the last one too.
+    """
+    with _LOCK:
+        _note_imports()
+
+
+def _note_imports() -> None:
+    global _last_look
+    modules = sys.modules
+    last = next(reversed(modules.items()), (None, None))
+    count, last_name, last_module = _last_look
+    if count == len(modules) and last_name == last[0] and last_module is last[1]:
+        return
+    try:
+        new = _new_entries(reversed(modules.items()))
+    except RuntimeError:  # another thread imported meanwhile: walk a copy
+        new = _new_entries(reversed(list(modules.items())))
+    for name, module in new:
+        _see(name, module)
+    if len(_seen) > len(modules):  # forget what is gone, not to keep it alive
+        for name in _seen.keys() - modules.keys():
+            del _seen[name]
+            _user.pop(name, None)
+    _last_look = (len(modules), *last)
+
+
+def _new_entries(entries: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    """The entries, from the last, up to the first one seen at the last look."""
+    new = []
+    for name, module in entries:
+        if _seen.get(name) is module:
+            break  # this one and all before it were there at the last look
+        new.append((name, module))
+    return new
+
+
+def refresh_changed() -> list[str]:
+    """Drop from sys.modules the user modules whose source changed, and those holding theirs.
+
+    Returns the names dropped, sorted. A package dropped takes its submodules with it,
+    and a user module that holds a dropped module, or a class or function defined in
+    one, is dropped too, so that it imports the new code afresh, as a fresh process
+    would (a plain value it copied, `from helper import SCALE`, cannot be told).
+    """
+    with _LOCK:
+        return _refresh_changed()
+
+
+def _refresh_changed() -> list[str]:
+    _note_imports()
+    changed: set[str] = set()
+    gone: list[str] = []
+    modules, stat = sys.modules, os.stat
+    # The loop every run pays for, once per user module: one stat, nothing else.
+    for name, (module, path, (mtime, size)) in _user.items():
+        if modules.get(name) is not module:
+            gone.append(name)
+            continue
+        try:
+            st = stat(path)
+        except OSError:
+            changed.add(name)  # deleted: python -m could not import it either
+            continue
+        if st.st_mtime_ns != mtime or st.st_size != size:
+            changed.add(name)
+    for name in gone:  # removed or replaced since: judged afresh
+        del _user[name]
+        if name in modules:
+            _see(name, modules[name])
+    if not changed:
+        return []
+    dropped = _with_dependents(changed)
+    # A package takes its submodules with it: they would be found under a new package
+    # object that does not know them.
+    dropped.update(name for name in list(sys.modules) if "." in name and _in_package(name, dropped))
+    for name in sorted(dropped, reverse=True):  # children first
+        old = sys.modules.pop(name) if name in sys.modules else None
+        _user.pop(name, None)
+        _seen.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent)
+        if package is not None and old is not None and getattr(package, child, None) is old:
+            # `from pkg import child` would take the old module from the attribute.
+            try:
+                delattr(package, child)
+            except (AttributeError, TypeError):
+                pass
+    _note_imports()
+    return sorted(dropped)
+
+
+def _with_dependents(changed: Iterable[str]) -> set[str]:
+    """`changed`, their submodules, and every user module holding one of theirs, repeatedly."""
+    dropped = set(changed)
+    while True:
+        more = {
+            name
+            for name, (module, _, _) in _user.items()
+            if name not in dropped
+            and (
+                _in_package(name, dropped)
+                or any(_comes_from(value, dropped, name) for value in list(vars(module).values()))
+            )
+        }
+        if not more:
+            return dropped
+        dropped |= more
+
+
+def _in_package(name: str, packages: set[str]) -> bool:
+    parent = name.rpartition(".")[0]
+    while parent:
+        if parent in packages:
+            return True
+        parent = parent.rpartition(".")[0]
+    return False
+
+
+def _comes_from(value: object, modules: set[str], holder: str) -> bool:
+    if isinstance(value, ModuleType):
+        # A package's own submodules are bound in it by the import system, not used.
+        name = value.__name__
+        return name in modules and not name.startswith(holder + ".")
+    if isinstance(value, (type, FunctionType)):
+        return value.__module__ in modules
+    return False

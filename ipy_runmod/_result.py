@@ -100,28 +100,34 @@ def _lookup(module: object, qualname: str) -> object:
 class _Pickler(pickle.Pickler):
     """Pickle, but for the classes and functions a run defined.
 
-    A class or function the run defined is refused: it would be pickled by reference,
-    and plain pickle would import the run's module again to look it up (running its
-    code, and raising whatever that raises) only to fail all the same, since the run's
-    objects are not the ones a fresh import makes.
+    A class or function the run defined is refused: it would be pickled by reference to
+    the run's module, which is in this process's sys.modules at best (a run under the
+    module's own name stays registered), and which loading the result elsewhere would
+    import, running the module's code there. A fresh import's objects are not the run's
+    either.
     """
 
-    def __init__(self, file: io.BytesIO, run_name: str) -> None:
+    def __init__(self, file: io.BytesIO, run_name: str, run_globals: dict[str, Any]) -> None:
         super().__init__(file, protocol=pickle.DEFAULT_PROTOCOL)
         self.run_name = run_name
+        self.run_globals = run_globals
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (type, FunctionType)) and obj.__module__ == self.run_name:
-            if _lookup(sys.modules.get(self.run_name), obj.__qualname__) is not obj:
+            module = sys.modules.get(self.run_name)
+            if (
+                _lookup(module, obj.__qualname__) is not obj
+                or getattr(module, "__dict__", None) is self.run_globals
+            ):
                 raise pickle.PicklingError(
                     f"{obj.__qualname__} was defined by the run of {self.run_name}"
                 )
         return NotImplemented
 
 
-def _dumps(obj: object, run_name: str) -> bytes:
+def _dumps(obj: object, run_name: str, run_globals: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
-    _Pickler(buffer, run_name).dump(obj)
+    _Pickler(buffer, run_name, run_globals).dump(obj)
     return buffer.getvalue()
 
 
@@ -131,7 +137,9 @@ def _why(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _portable(exc: BaseException, run_name: str) -> tuple[bytes | None, str, str, str]:
+def _portable(
+    exc: BaseException, run_name: str, run_globals: dict[str, Any]
+) -> tuple[bytes | None, str, str, str]:
     """(pickled exception or None, qualified type name, message, traceback text)."""
     if isinstance(exc, UnpicklableError):
         type_name, message, text = exc.type_name, exc.message, exc.traceback
@@ -145,7 +153,7 @@ def _portable(exc: BaseException, run_name: str) -> tuple[bytes | None, str, str
             message = f"<unprintable {cls.__qualname__}>"
         text = "".join(traceback.format_exception(exc))
     try:
-        data: bytes | None = _dumps(exc, run_name)
+        data: bytes | None = _dumps(exc, run_name, run_globals)
     except Exception:
         data = None
     return data, type_name, message, text
@@ -257,9 +265,10 @@ class RunResult(Mapping[str, Any]):
           nothing it was merely given), and of those only the values that pickle. Each value
           is pickled on its own: a bad value costs only its own name, and two names bound to
           one object come back as two equal objects. Classes and functions the module
-          defined itself, and values that hold them (their instances, say), never pickle:
-          pickle saves them by reference to the module, and the run's module is gone once
-          the run is over (this is checked without importing the module again). Modules,
+          defined itself, and values that hold them (their instances, say), never pickle
+          here: pickle saves them by reference to the run's module, which loading the
+          result in another process would import, running the module's code there (this
+          is checked without importing the module). Modules,
           open files, locks and lambdas do not pickle either.
         - A value that pickled but cannot be unpickled where the result is loaded (its
           class's module is not importable there, say) is left out there.
@@ -273,11 +282,11 @@ class RunResult(Mapping[str, Any]):
         for name in self.bound:
             if name in self.globals:
                 try:
-                    values[name] = _dumps(self.globals[name], self.run_name)
+                    values[name] = _dumps(self.globals[name], self.run_name, self.globals)
                 except Exception as e:
                     dropped[name] = f"not picklable: {_why(e)}"
         try:
-            spec: bytes | None = _dumps(self.spec, self.run_name)
+            spec: bytes | None = _dumps(self.spec, self.run_name, self.globals)
         except Exception:
             spec = None
         exception = self.exception
@@ -293,7 +302,9 @@ class RunResult(Mapping[str, Any]):
             },
             "globals": values,
             "spec": (spec, self.spec.name, self.spec.origin),
-            "exception": None if exception is None else _portable(exception, self.run_name),
+            "exception": None
+            if exception is None
+            else _portable(exception, self.run_name, self.globals),
             "dropped": dropped,
         }
 

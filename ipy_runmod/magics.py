@@ -387,7 +387,9 @@ class RunModMagics(Magics):
     alter_sys = Bool(True, help="Set sys.argv and sys.modules for a run (--alter-sys).").tag(
         config=True
     )
-    reload = Bool(False, help="Reload changed modules before a run (--reload).").tag(config=True)
+    reload = Bool(
+        True, help="Before a run, re-import user modules whose source changed (--no-reload)."
+    ).tag(config=True)
     show_time = Bool(False, help="Print each run's times (-t).").tag(config=True)
     keep_state = Bool(
         False, help="Let runs change cwd, sys.path, os.environ, warnings, logging (--keep-state)."
@@ -419,7 +421,7 @@ class RunModMagics(Magics):
         "--reload",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="First reload the target package's modules whose source changed.",
+        help="First re-import your modules whose source changed since imported (default).",
     )
     @argument(
         "--keep-state",
@@ -524,6 +526,8 @@ class RunModMagics(Magics):
         -h shows the usage and runs nothing.
         In the cell form, the names the body binds are given to the module, for this
         run only. Settings: %config RunModMagics (a flag on the line wins).
+        Your modules edited since imported are imported afresh (--no-reload: not).
+        Without --main, what the module defined pickles in later cells, as imported.
         The manual, with every rule: the README of ipy_runmod.
 
         Examples:
@@ -535,6 +539,7 @@ class RunModMagics(Magics):
             %runmod pkg.cli --main -- data/*.csv
             %runmod pkg.slow -p -s cumulative -l 10
             %runmod pkg.cli --main -d -b 42
+            %runmod pytest --main -- -q tests/test_io.py
 
             %%runmod pkg.sweep -o
             alpha = 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 import textwrap
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
-from ipy_runmod._core import SYS_LOCK
+from ipy_runmod._core import SYS_LOCK, _kept
+from ipy_runmod._result import RunResult
 
 _counter = itertools.count()
 
@@ -94,21 +96,32 @@ class Invariants:
         self.argv = sys.argv
         self.argv_items = list(sys.argv)
         self.main = sys.modules.get("__main__")
-        self.modules = set(sys.modules)
         self.entries = dict(sys.modules)
         self.names = dict(namespace)
 
     def check(
-        self, merged: tuple[str, ...] | list[str] = (), run_names: tuple[str, ...] = ()
+        self,
+        merged: tuple[str, ...] | list[str] = (),
+        run_names: tuple[str, ...] = (),
+        result: RunResult | None = None,
     ) -> None:
-        """Assert sys and the namespace are as before, but for the `merged` names."""
+        """Assert sys and the namespace are as before, but for the `merged` names.
+
+        Each of `run_names` is in sys.modules as before the run (the very same object, or
+        absent), or is the module of a run of that very module under its own name that
+        ended well, left registered as an import would leave it (README, "Guarantees");
+        with `result`, of that run.
+        """
         assert sys.argv is self.argv and sys.argv == self.argv_items
         assert sys.modules.get("__main__") is self.main
-        added = set(sys.modules) - self.modules
         for name in run_names:
-            assert name not in added, f"{name} left in sys.modules"
-            # An entry the run replaced for its duration is the very same object again.
-            assert sys.modules.get(name) is self.entries.get(name), f"{name} not restored"
+            entry = sys.modules.get(name)
+            if entry is self.entries.get(name):
+                continue
+            assert entry is not None and entry is _kept.get(name), f"{name} not restored"
+            if result is not None:
+                assert _ran_to_the_end(result) and vars(entry) is result.globals, f"{name} kept"
+                assert result.run_name == result.spec.name == name, f"{name} kept"
         # The lock that guards sys during a run is never left held by this thread.
         assert not SYS_LOCK._is_owned(), "ipy_runmod._core.SYS_LOCK left held"
         after = {k: v for k, v in self.namespace.items() if k not in merged}
@@ -125,6 +138,17 @@ class Invariants:
 
 
 _GONE = object()
+
+
+def _ran_to_the_end(result: RunResult) -> bool:
+    """The module's code finished (or exited with status 0); an interrupt may have come
+    after it, while the session was put back (no frame of the module's file in it)."""
+    exc = result.exception
+    if result.ok:
+        return True
+    return isinstance(exc, KeyboardInterrupt) and all(
+        frame.f_code.co_filename != result.file for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def _is_dunder(name: str) -> bool:

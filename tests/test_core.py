@@ -12,6 +12,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import py_compile
 import runpy
 import subprocess
@@ -27,7 +28,16 @@ from typing import Any
 import pytest
 
 import ipy_runmod
-from ipy_runmod import InvalidRequest, NotRunnable, RunResult, last_result, merge_into, run
+from ipy_runmod import (
+    InvalidRequest,
+    NotRunnable,
+    Request,
+    RunResult,
+    execute,
+    last_result,
+    merge_into,
+    run,
+)
 
 pytestmark = pytest.mark.core
 
@@ -718,7 +728,8 @@ def test_run_returns_a_result(make_package: MakePackage, monkeypatch: pytest.Mon
     assert res.argv == res["argv"] == [res.file, "--alpha", "1"]
     assert res["registered_is_us"] is True
     assert_sys_restored(before)
-    assert f"{pkg}.__main__" not in sys.modules
+    # Run under its own name, it stays registered as that module, as an import would.
+    assert vars(sys.modules[f"{pkg}.__main__"]) is res.globals
     # a read-only mapping over the final globals
     assert res["x"] == 1 and "x" in res and "nope" not in res
     assert list(res) == list(res.globals) and len(res) == len(res.globals)
@@ -770,7 +781,7 @@ def test_failed_run_keeps_partial_globals(
     assert res["early"] == 1 and "late" not in res and res["argv"] == [res.file, "a"]
     assert set(res.bound) == {"sys", "early", "argv"}
     assert_sys_restored(before)
-    assert f"{pkg}.mod" not in sys.modules
+    assert f"{pkg}.mod" not in sys.modules  # a failed run is not left registered
     assert last_result() is res
 
 
@@ -997,3 +1008,16 @@ def test_what_is_found_follows_the_path_as_it_changes(
         f"No module named {name}",
     ]
     assert [actual for _, actual in steps] == [expected for expected, _ in steps]
+
+
+def test_edits_take_effect_in_runs_from_a_script(make_package: MakePackage) -> None:
+    """README, "Edits take effect": with no IPython and no cells, between runs too."""
+    lib = make_package({"__init__.py": "", "helper.py": "factor = 1\n"})
+    app = make_package({"__init__.py": "", "main.py": f"from {lib}.helper import factor\n"})
+    assert execute(Request(f"{app}.main", reload=True))["factor"] == 1
+    path = Path(make_package.root, lib, "helper.py")  # type: ignore[attr-defined]
+    st = path.stat()
+    path.write_text("factor = 2\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    result = execute(Request(f"{app}.main", reload=True))
+    assert result["factor"] == 2 and result.reloaded == (f"{lib}.helper",)

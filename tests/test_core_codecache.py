@@ -151,7 +151,11 @@ def test_a_module_turned_into_a_package_is_picked_up(make_package: MakePackage) 
     # The import system notices a changed directory by its mtime; this call is only
     # needed on file systems with coarse timestamps, for runpy exactly as for us.
     importlib.invalidate_caches()
+    # The first run stays registered as the module, as an import would; runpy would take
+    # its spec (a file now gone) from there, so runpy is shown the package without it.
+    kept = sys.modules.pop(f"{name}.m")
     assert runpy.run_module(f"{name}.m")["x"] == "package"
+    sys.modules[f"{name}.m"] = kept
     result = run(f"{name}.m")
     assert result["x"] == "package"
     assert result.run_name == f"{name}.m.__main__"
@@ -351,7 +355,8 @@ def test_no_run_is_kept_alive_by_the_cache(make_package: MakePackage) -> None:
     refs = [weakref.ref(result[key]) for key in ("thing", "me", "get", "Thing")]
     assert isinstance(result["me"], ModuleType)
     del result
-    run(f"{name}.other")  # the latest result is another run's now
+    run(f"{name}.m")  # the module registered under its name is another run's now
+    run(f"{name}.other")  # and the latest result another run's
     gc.collect()
     assert [ref() for ref in refs] == [None] * len(refs)
     assert any(Path(path).name == "m.py" for path in _codecache._cache)  # still cached

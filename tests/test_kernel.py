@@ -418,3 +418,153 @@ def test_profile_report_goes_to_the_notebook_s_pager(kernel: Kernel) -> None:
     assert "Ordered by: cumulative time" in report and "slow.py:2(slow_part)" in report
     quiet = kernel.execute("%runmod kpkg.slow -p -q")
     assert quiet.status == "ok" and not quiet.content["payload"] and not quiet.stdout
+
+
+# --- Later cells: what a run defines keeps working; edits take effect ------------------
+
+CELLS_FILES = {
+    "sc/__init__.py": "",
+    "sc/model.py": """
+        from __future__ import annotations
+
+        import dataclasses
+
+        print("training…")
+
+
+        @dataclasses.dataclass
+        class Model:
+            weights: list[float]
+            parent: Model | None = None
+
+            def predict(self, x: float) -> float:
+                return sum(self.weights) * x
+
+
+        def train() -> Model:
+            return Model([1.0, 2.0])
+
+
+        model = train()
+    """,
+    "test_s.py": """
+        def test_sum():
+            total = 1 + 1
+            assert total == 3
+    """,
+    "test_u.py": """
+        import unittest
+
+        class T(unittest.TestCase):
+            def test_sum(self):
+                self.assertEqual(1 + 1, 3)
+    """,
+    "doc_s.py": '''
+        def double(x):
+            """
+            >>> double(2)
+            5
+            """
+            return 2 * x
+    ''',
+}
+
+
+@pytest.fixture
+def cells_kernel(tmp_path: Path) -> Iterator[tuple[Kernel, Path]]:
+    """A fresh kernel working in a directory of user files (a package, test modules)."""
+    for rel, text in CELLS_FILES.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    with running_kernel() as k:
+        reply = k.execute(f"import os; os.chdir({str(tmp_path)!r})\n%load_ext ipy_runmod")
+        assert reply.status == "ok", reply.traceback
+        yield k, tmp_path
+
+
+def _ok(kernel: Kernel, code: str) -> Reply:
+    reply = kernel.execute(code)
+    assert reply.status == "ok", reply.traceback
+    return reply
+
+
+def test_what_a_run_defines_works_in_later_cells(cells_kernel: tuple[Kernel, Path]) -> None:
+    """README, "Merging back": later cells see objects of an imported module."""
+    kernel, _ = cells_kernel
+    assert _ok(kernel, "%runmod sc.model --merge").stdout == "training…\n"
+    reply = _ok(
+        kernel,
+        """
+import copy, dataclasses, inspect, os, pickle, tempfile, typing
+import joblib
+back = pickle.loads(pickle.dumps(model))
+print(type(back) is Model, back == model, pickle.loads(pickle.dumps(train)) is train)
+print(copy.copy(model) == model, copy.deepcopy(model) == model)
+print(typing.get_type_hints(Model)["parent"] == (Model | None))
+print(inspect.getsource(Model).splitlines()[0], inspect.getsource(train).splitlines()[0])
+print(dataclasses.replace(model, weights=[3.0]).predict(2))
+path = os.path.join(tempfile.mkdtemp(), "model.joblib")
+joblib.dump(model, path)
+print(type(joblib.load(path)) is Model)
+""",
+    )
+    # Nothing ran the module again: "training…" is printed once, by the run.
+    assert reply.stdout.splitlines() == [
+        "True True True",
+        "True True",
+        "True",
+        "@dataclasses.dataclass def train() -> Model:",
+        "6.0",
+        "True",
+    ]
+    reply = _ok(kernel, "%store model\ndel model\n%store -r model\nprint(type(model) is Model)")
+    assert reply.stdout.splitlines()[-1] == "True" and "training" not in reply.stdout
+    _ok(kernel, "%store -d model")
+    # The next run replaces the previous one, without runpy's "found in sys.modules".
+    reply = _ok(
+        kernel, "%runmod sc.model --merge\nprint(type(pickle.loads(pickle.dumps(model))) is Model)"
+    )
+    assert reply.stdout == "training…\nTrue\n"
+    assert reply.stderr == ""
+
+
+def test_with_main_what_pickle_reaches_through_the_notebook(
+    cells_kernel: tuple[Kernel, Path],
+) -> None:
+    """README, "Merging back": with --main, pickle looks names up in the notebook."""
+    kernel, _ = cells_kernel
+    _ok(kernel, "%runmod sc.model --main --merge\nimport pickle")
+    reply = _ok(kernel, "print(type(pickle.loads(pickle.dumps(model))) is Model)")
+    assert reply.stdout == "True\n"
+    reply = kernel.execute("del Model\n%runmod sc.model --main --only model\npickle.dumps(model)")
+    assert reply.status == "error" and reply.content["ename"] == "PicklingError"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    """Change a file so that its stamp surely changes (mtime moved on by a second)."""
+    st = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_a_fixed_test_passes_when_run_again(cells_kernel: tuple[Kernel, Path]) -> None:
+    """README, "Edits take effect": pytest, unittest and doctest, as python -m runs them."""
+    kernel, root = cells_kernel
+    failed = kernel.execute("%runmod pytest --main -- -q -p no:cacheprovider test_s.py")
+    assert failed.status == "error" and "1 failed" in failed.stdout
+    assert "assert 2 == 3" in failed.stdout  # pytest's assertion rewriting
+    _edit(root / "test_s.py", "total == 3", "total == 4")
+    failed = kernel.execute("%runmod pytest --main -- -q -p no:cacheprovider test_s.py")
+    assert "assert 2 == 4" in failed.stdout  # the new module, rewritten again
+    _edit(root / "test_s.py", "total == 4", "total == 2")
+    passed = _ok(kernel, "%runmod pytest --main -- -q -p no:cacheprovider test_s.py")
+    assert "1 passed" in passed.stdout
+
+    assert kernel.execute("%runmod unittest --main -- test_u").status == "error"
+    _edit(root / "test_u.py", "1 + 1, 3", "1 + 1, 2")
+    assert "OK" in _ok(kernel, "%runmod unittest --main -- test_u").stderr
+
+    assert kernel.execute("%runmod doctest --main -- doc_s.py").status == "error"
+    _edit(root / "doc_s.py", "    5\n", "    4\n")
+    _ok(kernel, "%runmod doctest --main -- doc_s.py")

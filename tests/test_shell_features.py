@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import textwrap
+import warnings
 from typing import Any
 
 import pytest
@@ -196,46 +197,96 @@ def test_reload_changed_helpers(
     assert ip.run_cell(f"%runmod {pkg}.sweep --merge").success  # imports pkg.helper
     assert ip.user_ns["score"] == 10
     _edit(make_package.root / pkg / "helper.py", "factor = 1000\n")
-    ip.run_cell(f"%runmod {pkg}.sweep --merge")
-    assert ip.user_ns["score"] == 10  # without --reload the imported helper is the old one
     capsys.readouterr()
-    assert ip.run_cell(f"%runmod {pkg}.sweep --merge --reload").success
+    ip.run_cell(f"%runmod {pkg}.sweep --merge --no-reload")
+    assert ip.user_ns["score"] == 10  # without reloading the imported helper is the old one
+    assert capsys.readouterr().out == ""
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge").success  # reloading is the default
     assert capsys.readouterr().out == f"Reloaded: {pkg}.helper\n"
     assert ip.user_ns["score"] == 1000
     assert ip.run_cell(f"%runmod {pkg}.sweep --reload").success
-    assert capsys.readouterr().out == "Reloaded: nothing changed\n"
+    assert capsys.readouterr().out == ""  # nothing changed: nothing to say
+    ip.run_line_magic("config", "RunModMagics.reload = False")
+    _edit(make_package.root / pkg / "helper.py", "factor = 7\n")
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge").success
+    assert ip.user_ns["score"] == 1000
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge --reload").success
+    assert ip.user_ns["score"] == 7
 
 
-def test_reload_parents_before_children(
+def test_reload_takes_a_changed_package_with_its_submodules(
     ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ip.run_cell(f"import {pkg}.sub.deep, {pkg}.helper")
-    for rel in ("sub/deep.py", "helper.py", "__init__.py", "sub/__init__.py"):
-        _edit(make_package.root / pkg / rel, "# edited\nvalue = 1\n")
-    ip.run_cell(f"%config RunModMagics.reload = True\n%runmod {pkg}")
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        f"Reloaded: {pkg}, {pkg}.helper, {pkg}.sub, {pkg}.sub.deep"
+    helper = sys.modules[f"{pkg}.helper"]
+    _edit(make_package.root / pkg / "sub/__init__.py", "# edited\nvalue = 1\n")
+    capsys.readouterr()
+    assert ip.run_cell(f"%runmod {pkg}").success
+    assert capsys.readouterr().out == f"Reloaded: {pkg}.sub, {pkg}.sub.deep\n"
+    # dropped, to be imported afresh by whoever imports them next; the rest is untouched
+    assert f"{pkg}.sub" not in sys.modules and f"{pkg}.sub.deep" not in sys.modules
+    assert not hasattr(sys.modules[pkg], "sub")  # `from pkg import sub` imports it afresh
+    assert sys.modules[f"{pkg}.helper"] is helper
+    ip.run_cell(f"from {pkg} import sub")
+    assert ip.user_ns["sub"].value == 1
+
+
+def test_reload_takes_the_modules_that_hold_a_changed_ones(
+    ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A helper in another package, used through a module that did not change."""
+    lib = make_package({"__init__.py": "", "helper.py": "def factor():\n    return 10\n"})
+    app = make_package(
+        {
+            "__init__.py": "",
+            "middle.py": f"from {lib}.helper import factor\n",
+            "main.py": "from .middle import factor\nscore = factor()\n",
+        }
     )
-    assert sys.modules[f"{pkg}.sub.deep"].value == 1
+    assert ip.run_cell(f"%runmod {app}.main --merge").success
+    assert ip.user_ns["score"] == 10
+    _edit(make_package.root / lib / "helper.py", "def factor():\n    return 20\n")
+    capsys.readouterr()
+    # Two runs in one cell: the second sees the edit made between them too.
+    ip.user_ns.update(_edit=_edit, root=make_package.root)
+    cell = (
+        f"%runmod {app}.main --merge\n"
+        "first = score\n"
+        f"_edit(root / {lib!r} / 'helper.py', 'def factor():\\n    return 30\\n')\n"
+        f"%runmod {app}.main --merge\n"
+    )
+    assert ip.run_cell(cell).success
+    assert (ip.user_ns["first"], ip.user_ns["score"]) == (20, 30)
+    reloaded = ", ".join(sorted([f"{lib}.helper", f"{app}.middle"]))
+    assert capsys.readouterr().out == f"Reloaded: {reloaded}\n" * 2
 
 
-def test_reload_failure_stops_the_run(
+def test_a_broken_edit_fails_the_run_that_imports_it(
     ip: InteractiveShell, pkg: str, make_package: Any, invariants: Any
 ) -> None:
-    ip.run_cell(f"import {pkg}.helper")
+    ip.user_ns.update(alpha=1, frame=[])
+    assert ip.run_cell(f"%runmod {pkg}.sweep").success
     _edit(make_package.root / pkg / "helper.py", "factor = (\n")
-    before = ipy_runmod.last_result()
     check = invariants()
-    result = ip.run_cell(f"%runmod {pkg} --reload")
+    result = ip.run_cell(f"%runmod {pkg}.sweep --merge")
     assert isinstance(result.error_in_exec, SyntaxError)
-    assert any(f"while reloading {pkg}.helper" in n for n in result.error_in_exec.__notes__)
-    assert ipy_runmod.last_result() is before  # the module did not run
-    check.check()
+    assert result.error_in_exec.filename.endswith("helper.py")
+    check.check(run_names=(f"{pkg}.sweep",))
+    _edit(make_package.root / pkg / "helper.py", "factor = 3\n")
+    assert ip.run_cell(f"%runmod {pkg}.sweep --merge").success
+    assert ip.user_ns["score"] == 3
 
 
-def test_reload_never_runs_the_target(ip: InteractiveShell, pkg: str) -> None:
-    assert ip.run_cell(f"%runmod {pkg}.sub.deep --reload").success
-    assert f"{pkg}.sub.deep" not in sys.modules
+def test_reload_executes_nothing(
+    ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Changed modules are dropped, to be imported by the run if it imports them."""
+    ip.run_cell(f"import {pkg}.helper")
+    _edit(make_package.root / pkg / "helper.py", "print('imported')\nfactor = 1\n")
+    capsys.readouterr()
+    assert ip.run_cell(f"%runmod {pkg}.sub.deep").success
+    assert capsys.readouterr().out == f"Reloaded: {pkg}.helper\n"
+    assert f"{pkg}.helper" not in sys.modules
 
 
 def test_settings_for_every_option(ip: InteractiveShell) -> None:
@@ -281,3 +332,65 @@ def test_html_result_has_header_and_escapes(ip: InteractiveShell, make_package: 
     assert f"{name}.h as {name}.h: ok, 3 names bound" in html
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html and "<b>&</b>" not in html
     assert "<td>Weird</td>" in html and "<td>str</td>" in html
+
+
+def test_reload_notices_an_import_while_another_module_goes(
+    ip: InteractiveShell, pkg: str, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cell that imports one module and removes another leaves sys.modules as long."""
+    ip.run_cell(f"import {pkg}.sub.deep")
+    ip.run_cell(f"import sys, {pkg}.helper\ndel sys.modules[{pkg + '.sub.deep'!r}]")
+    _edit(make_package.root / pkg / "helper.py", "factor = 2\n")
+    capsys.readouterr()
+    assert ip.run_cell(f"%runmod {pkg}").success
+    assert capsys.readouterr().out == f"Reloaded: {pkg}.helper\n"
+
+
+def test_a_run_stays_registered_as_its_module(
+    ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README, "Guarantees": as an import would leave it, and replaced by the next run."""
+    name = make_package(
+        {
+            "__init__.py": "",
+            "m.py": "import sys\nprint('ran')\nclass C:\n    pass\n"
+            "if sys.argv[1:] == ['fail']:\n    raise ValueError('failed')\n",
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # runpy's "found in sys.modules" would be an error
+        for _ in range(2):
+            assert ip.run_cell(f"%runmod {name}.m --merge").success
+            assert vars(sys.modules[f"{name}.m"]) is ipy_runmod.last_result().globals
+    assert ip.run_cell(f"import {name}.m\nsame = {name}.m.C is C").success
+    assert ip.user_ns["same"] is True
+    assert capsys.readouterr().out == "ran\nran\n"  # the import ran nothing
+    # Other run names, and failed runs, leave the entry as it was.
+    kept = sys.modules[f"{name}.m"]
+    for line in (f"{name}.m --main", f"{name}.m -n other", f"{name}.m -- fail"):
+        ip.run_cell(f"%runmod {line}")
+        assert sys.modules[f"{name}.m"] is kept
+    assert "other" not in sys.modules
+
+
+def test_a_main_target_imported_by_a_sibling_is_fresh(
+    ip: InteractiveShell, make_package: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under python -m, a sibling importing the target by its real name gets its new code."""
+    name = make_package(
+        {
+            "__init__.py": "",
+            "cli.py": "VALUE = 1\nif __name__ == '__main__':\n    from . import other\n"
+            "    print(other.value())\n",
+            "other.py": "from . import cli\n\ndef value():\n    return cli.VALUE\n",
+        }
+    )
+    assert ip.run_cell(f"%runmod {name}.cli --main").success
+    assert capsys.readouterr().out == "1\n"
+    _edit(
+        make_package.root / name / "cli.py",
+        "VALUE = 2\nif __name__ == '__main__':\n"
+        "    from . import other\n    print(other.value())\n",
+    )
+    assert ip.run_cell(f"%runmod {name}.cli --main").success
+    assert capsys.readouterr().out.splitlines()[-1] == "2"

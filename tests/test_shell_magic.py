@@ -185,7 +185,10 @@ def test_registered_in_sys_modules_during_run(ip: InteractiveShell, pkg: str) ->
     assert sys.modules["__main__"] is main_before
     res = runmod(ip, f"{pkg}.echo -o")
     assert res["registered"] is True
-    assert f"{pkg}.echo" not in sys.modules
+    # Run under its own name, it stays registered as that module, as an import would.
+    assert vars(sys.modules[f"{pkg}.echo"]) is res.globals
+    res = runmod(ip, f"{pkg}.echo -n custom -o")
+    assert res["registered"] is True and "custom" not in sys.modules
 
 
 def test_no_alter_sys(ip: InteractiveShell, make_package: Any) -> None:
