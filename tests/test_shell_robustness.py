@@ -51,6 +51,17 @@ def runmod(ip: InteractiveShell, line: str) -> Any:
     return ip.run_line_magic("runmod", line)
 
 
+def runmod_from_a_thread(ip: InteractiveShell, line: str) -> Any:
+    """%runmod as the magic itself runs it, for many threads at once.
+
+    IPython's `run_line_magic` is not thread-safe: its builtin trap keeps one nesting
+    count for every thread, and concurrent calls can lose an update and then fail with
+    `KeyError: 'get_ipython'` inside IPython. What is under test is ipy_runmod's own
+    locking, so the threads call the magic's method, as `run_line_magic` does.
+    """
+    return ip.find_line_magic("runmod")(line)
+
+
 def after_run(check: Invariants, previous: RunResult | None) -> RunResult | None:
     """Assert the invariants after one %runmod; return the run's result (None: no run).
 
@@ -990,10 +1001,10 @@ def test_many_threads_never_see_each_others_argv_or_module(
             tag = f"t{t}-r{r} 'x'"
             kind = (t + r) % 5
             if kind == 0:
-                res = runmod(ip, f'-o {mod} -- "{tag}"')
+                res = runmod_from_a_thread(ip, f'-o {mod} -- "{tag}"')
                 seen[tag] = ([file, tag], res.globals)
             elif kind == 1:
-                res = runmod(ip, f'-o --main {mod} -- "{tag}" extra')
+                res = runmod_from_a_thread(ip, f'-o --main {mod} -- "{tag}" extra')
                 seen[tag] = ([file, tag, "extra"], res.globals)
             elif kind == 2:
                 res = ipy_runmod.run(mod, given, args=[tag])
