@@ -244,8 +244,10 @@ class RunModMagics(Magics):
             request = self._request(parsed, cell)
             if opts.which:  # runs nothing: no reload, no cell body
                 plan = _core.plan(request)
+                if opts.result:
+                    return plan  # the shell shows it (unless it is assigned): not printed twice
                 print(plan)
-                return plan if opts.result else None
+                return None
             result = _core.execute(request)
         except (_core.NotRunnable, _core.InvalidRequest) as e:
             message = (
@@ -383,13 +385,35 @@ PARSER.allow_abbrev = False  # `--mer` must not silently mean `--merge`
 _MAGIC_ON_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%%?runmod\s")
 
 
+def _described(action: argparse.Action, option: str) -> str:
+    """What an option does, in a few words, from its help: shown beside the completion.
+
+    IPython passes a completion's `type` on to every front end (the terminal's menu,
+    Jupyter's `_jupyter_types_experimental`), and nothing else, so it carries this.
+    """
+    words = re.split(r" \(|: |; |\.(?: |$)", action.help or "", maxsplit=1)[0]
+    return f"turns {option.replace('--no-', '--', 1)} off" if option.startswith("--no-") else words
+
+
+def _option_completions(current: str) -> list[SimpleCompletion]:
+    """Short options first, then long ones in the usage's order; `--no-*` once `--no` is typed."""
+    actions = [(s, a) for a in PARSER._actions for s in a.option_strings]
+    short = [(s, a) for s, a in actions if not s.startswith("--")]
+    long = [(s, a) for s, a in actions if s.startswith("--")]
+    if not current.startswith("--no"):
+        long = [(s, a) for s, a in long if not s.startswith("--no-")]
+    # `--` alone still offers the short options: they are the ones typed most.
+    offered = [(s, a) for s, a in short + long if s.startswith(current) or current == "--"]
+    return [SimpleCompletion(s, type=_described(a, s)) for s, a in offered]
+
+
 @context_matcher()
 def complete(context: CompletionContext) -> SimpleMatcherResult:
     """Tab completion after %runmod: options, top-level modules, a package's submodules.
 
     Nothing is imported but the parents of a package being listed; the module named on
-    the line is never run. Module arguments (after `--`) and option values are left to
-    the other completers.
+    the line is never run. Module arguments (after `--`) are left to the other completers;
+    an option's value gets no completion at all (Python's keywords mean nothing there).
     """
     line = context.text_until_cursor
     found = _MAGIC_ON_LINE.match(line)
@@ -399,12 +423,20 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     if line[-1:].isspace():
         words.append("")
     current, before = (words[-1], words[:-1]) if words else ("", [])
-    options = [(s, a.nargs) for a in PARSER._actions for s in a.option_strings]
-    takes_value = {s for s, nargs in options if nargs is None}
-    if "--" in before or (before and before[-1] in takes_value):
+    if "--" in before:
         return {"completions": [], "suppress": False}
+    takes_value = {s for a in PARSER._actions if a.nargs is None for s in a.option_strings}
+    if before and before[-1] in takes_value:
+        # An option's value: nothing to offer, and Python's names mean nothing there. IPython
+        # lets a matcher silence the others only with a completion, so this one is empty: it
+        # inserts nothing, and the terminal leaves it out of its menu.
+        return {
+            "completions": [SimpleCompletion("", type="")],
+            "matched_fragment": "",
+            "suppress": True,
+        }
     if current.startswith("-"):
-        names = sorted(s for s, _ in options if s.startswith(current))
+        completions = _option_completions(current)
     else:
         package, dot, _ = current.rpartition(".")
         if dot:
@@ -413,12 +445,13 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
             names = [f"{package}.{name}" for name in subs]
         else:
             names = sorted(set(get_root_modules()))
-        names = [name for name in names if name.startswith(current)]
+        completions = [
+            SimpleCompletion(name, type="module") for name in names if name.startswith(current)
+        ]
     return {
-        "completions": [
-            SimpleCompletion(name, type="module" if name[0] != "-" else "param") for name in names
-        ],
+        "completions": completions,
         "matched_fragment": current,
+        "ordered": True,
         "suppress": True,  # the Python completers have nothing to add on a %runmod line
     }
 
