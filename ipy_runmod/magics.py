@@ -389,10 +389,20 @@ def _described(action: argparse.Action, option: str) -> str:
     """What an option does, in a few words, from its help: shown beside the completion.
 
     IPython passes a completion's `type` on to every front end (the terminal's menu,
-    Jupyter's `_jupyter_types_experimental`), and nothing else, so it carries this.
+    Jupyter's `_jupyter_types_experimental`), and nothing else, so it carries this. It is
+    short and never breaks (no-break spaces and hyphens): JupyterLab's popup, made for
+    one-word types, would wrap it over the next row.
     """
     words = re.split(r" \(|: |; |\.(?: |$)", action.help or "", maxsplit=1)[0]
-    return f"turns {option.replace('--no-', '--', 1)} off" if option.startswith("--no-") else words
+    if option.startswith("--no-"):
+        words = f"turns {option.replace('--no-', '--', 1)} off"
+    if len(words) > _DESCRIBED_WIDTH:
+        words = words[: words.rfind(" ", 0, _DESCRIBED_WIDTH)] + " …"
+    return words.translate(_NO_BREAKS)
+
+
+_DESCRIBED_WIDTH = 45
+_NO_BREAKS = str.maketrans({" ": "\N{NO-BREAK SPACE}", "-": "\N{NON-BREAKING HYPHEN}"})
 
 
 def _option_completions(current: str) -> list[SimpleCompletion]:
@@ -425,13 +435,15 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     current, before = (words[-1], words[:-1]) if words else ("", [])
     if "--" in before:
         return {"completions": [], "suppress": False}
-    takes_value = {s for a in PARSER._actions if a.nargs is None for s in a.option_strings}
-    if before and before[-1] in takes_value:
+    value_of = {s: a for a in PARSER._actions if a.nargs is None for s in a.option_strings}
+    if before and before[-1] in value_of:
         # An option's value: nothing to offer, and Python's names mean nothing there. IPython
-        # lets a matcher silence the others only with a completion, so this one is empty: it
-        # inserts nothing, and the terminal leaves it out of its menu.
+        # lets a matcher silence the others only with a completion, so this one is empty:
+        # it inserts nothing, the terminal leaves it out, and its type says what goes here.
+        action = value_of[before[-1]]
+        hint = f"{action.metavar}:\N{NO-BREAK SPACE}{_described(action, before[-1])}"
         return {
-            "completions": [SimpleCompletion("", type="")],
+            "completions": [SimpleCompletion("", type=hint)],
             "matched_fragment": "",
             "suppress": True,
         }

@@ -247,8 +247,13 @@ def test_completion_describes_options_and_is_quiet_after_a_value_option(kernel: 
         item["text"]: item["type"] for item in reply["metadata"]["_jupyter_types_experimental"]
     }
     assert reply["matches"][:3] == ["-n", "-o", "-t"] and list(types) == reply["matches"]
-    assert types["-o"] == types["--result"] == "Return the RunResult"
-    assert types["--merge"] == "Afterwards, copy the names the module bound into the notebook"
+    assert (
+        types["-o"] == types["--result"] == "Return\N{NO-BREAK SPACE}the\N{NO-BREAK SPACE}RunResult"
+    )
+    assert (
+        types["--which"].split("\N{NO-BREAK SPACE}")
+        == "Print what would run, and run nothing".split()
+    )
     assert not any(match.startswith("--no-") for match in reply["matches"])
     assert "--no-merge" in kernel.complete("%runmod --no")
     for line in ("%runmod -n ", "%runmod m --only ", "%runmod m --exclude res"):

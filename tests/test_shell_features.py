@@ -303,13 +303,21 @@ def test_completion_of_options(ip: InteractiveShell) -> None:
         "--no-merge",
         "--no-time",
     ]
-    with provisionalcompleter():
-        described = {c.text: c.type for c in ip.Completer.completions("%runmod -", 9)}
+    described = descriptions(ip, "%runmod -")
     assert described["-n"] == described["--run-name"] == "__name__ in the module"
     assert described["--which"] == "Print what would run, and run nothing"
+    assert described["--merge"] == "Afterwards, copy the names the module bound …"
+    assert descriptions(ip, "%runmod --no-m") == {"--no-merge": "turns --merge off"}
+
+
+def descriptions(ip: InteractiveShell, line: str) -> dict[str, str]:
+    """Each completion's description (its type), as read: no-break spaces and hyphens are
+    there so that JupyterLab's popup does not wrap it."""
+    readable = str.maketrans({"\N{NO-BREAK SPACE}": " ", "\N{NON-BREAKING HYPHEN}": "-"})
     with provisionalcompleter():
-        described = {c.text: c.type for c in ip.Completer.completions("%runmod --no-m", 14)}
-    assert described == {"--no-merge": "turns --merge off"}
+        return {
+            c.text: c.type.translate(readable) for c in ip.Completer.completions(line, len(line))
+        }
 
 
 def test_no_completion_for_an_option_s_value(ip: InteractiveShell) -> None:
