@@ -124,9 +124,13 @@ def browser(session: nox.Session) -> None:
         session.run("apt-get", "update", "-q", external=True, env=noninteractive)
         session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=noninteractive)
     session.install(".[browser]")
-    # Required here: a browser test that cannot run fails instead of being skipped.
-    env = {"IPY_RUNMOD_BROWSER": "required"}
-    session.run("pytest", "-m", "browser", *(session.posargs or ["tests"]), env=env)
+    screenshots = Path(session.virtualenv.location) / "screenshots"
+    env = {
+        "IPY_RUNMOD_BROWSER": "required",  # a browser test that cannot run fails, never skips
+        "IPY_RUNMOD_SCREENSHOTS": str(screenshots),
+    }
+    session.run("pytest", "-m", "browser", *(session.posargs or ["tests/test_browser.py"]), env=env)
+    session.log(f"screenshots of the pages: {screenshots}")
 
 
 def leftover_cluster_processes(venv: str, wait: float = 15.0) -> list[str]:
