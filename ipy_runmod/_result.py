@@ -105,8 +105,8 @@ def _summary(value: Any) -> str:
             text += f", {value.dtype}"
         return _cut(text)
     if isinstance(value, (str, bytes)):
-        text = _short_repr.repr(value)
-        return text if len(value) <= _short_repr.maxstring else f"{text} ({len(value):,} chars)"
+        text, unit = _short_repr.repr(value), "chars" if isinstance(value, str) else "bytes"
+        return text if len(value) <= _short_repr.maxstring else f"{text} ({len(value):,} {unit})"
     if type(value).__repr__ in _CONTAINER_REPRS:
         n = len(value)
         return _cut(f"{n:,} item{'' if n == 1 else 's'}: {_short_repr.repr(value)}")

@@ -397,7 +397,8 @@ def _described(action: argparse.Action, option: str) -> str:
     if option.startswith("--no-"):
         words = f"turns {option.replace('--no-', '--', 1)} off"
     if len(words) > _DESCRIBED_WIDTH:
-        words = words[: words.rfind(" ", 0, _DESCRIBED_WIDTH)] + " …"
+        cut = words.rfind(" ", 0, _DESCRIBED_WIDTH)
+        words = words[: cut if cut > 0 else _DESCRIBED_WIDTH] + " …"
     return words.translate(_NO_BREAKS)
 
 
