@@ -288,6 +288,13 @@ def test_completion_in_the_shell(ip: InteractiveShell, pkg: str) -> None:
     assert not any(c.startswith("-") for c in complete(ip, "%runmod x -- --"))
 
 
+def test_help_is_a_short_man_page(ip: InteractiveShell) -> None:
+    """README: `%runmod?` shows a short man page, its usage with the module's arguments."""
+    doc = ip.magics_manager.magics["line"]["runmod"].__doc__
+    assert "%runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]" in doc.splitlines()[2]
+    assert len(doc.splitlines()) < 100
+
+
 def test_completion_of_options(ip: InteractiveShell) -> None:
     """README, "Tab completion": short options too, `--no-*` once typed, a description each."""
     for prefix in ("-", "--"):
