@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import io
@@ -12,7 +13,6 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from types import FunctionType, MappingProxyType, ModuleType
 from typing import Any, TypeVar
@@ -117,16 +117,27 @@ def _imported(value: Any, run_name: str) -> bool:
     """A module, or a class or function that comes from another module than the run's."""
     if isinstance(value, ModuleType):
         return True
+    if not callable(value):  # most values: no need to look further
+        return False
     if isinstance(value, type) or inspect.isroutine(value):
         return getattr(value, "__module__", None) != run_name
     return False
 
 
-@dataclass(frozen=True)
 class _Row:
-    name: str
-    type: str
-    summary: str
+    """A name the module bound: its type and summary are worked out only if it is shown."""
+
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.value = value
+
+    @functools.cached_property
+    def kind(self) -> str:
+        return "module" if isinstance(self.value, ModuleType) else type(self.value).__name__
+
+    @functools.cached_property
+    def summary(self) -> str:
+        return summary(self.value)
 
 
 def exit_code_of(exc: SystemExit) -> int:
@@ -467,17 +478,18 @@ class RunResult(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"<RunResult {self._title()}: {self._status()}, {self._facts()}>"
 
-    def _rows(self) -> tuple[list[_Row], list[_Row]]:
+    def _rows(self) -> tuple[list[str], list[str]]:
         """(the names the module bound itself, the modules and functions it imported)."""
-        own: list[_Row] = []
-        imported: list[_Row] = []
+        own: list[str] = []
+        imported: list[str] = []
         for name in self.bound:
             if name in self.globals:
-                value = self.globals[name]
-                kind = "module" if isinstance(value, ModuleType) else type(value).__name__
-                rows = imported if _imported(value, self.run_name) else own
-                rows.append(_Row(name, kind, summary(value)))
+                names = imported if _imported(self.globals[name], self.run_name) else own
+                names.append(name)
         return own, imported
+
+    def _shown(self, names: list[str]) -> list[_Row]:
+        return [_Row(name, self.globals[name]) for name in names[:MAX_ROWS]]
 
     def _notes(self) -> list[str]:
         notes = []
@@ -487,25 +499,25 @@ class RunResult(Mapping[str, Any]):
             notes.append("left out when pickled: " + ", ".join(self.dropped))
         return notes
 
-    def _text(self) -> str:
+    def _text(self, rows: tuple[list[str], list[str]] | None = None) -> str:
         """The display for a terminal: what the HTML shows, as aligned text."""
-        own, imported = self._rows()
+        own, imported = rows or self._rows()
         lines = [f"RunResult {self._title()}: {self._status()}, {self._facts()}"]
         error = self._error()
         if error:
             lines.append(f"  {error}")
-        shown = own[:MAX_ROWS]
+        shown = self._shown(own)
         if shown:
             name_width = max(len(row.name) for row in shown)
-            type_width = max(len(row.type) for row in shown)
+            type_width = max(len(row.kind) for row in shown)
             lines += [
-                f"  {row.name:<{name_width}}  {row.type:<{type_width}}  {row.summary}"
+                f"  {row.name:<{name_width}}  {row.kind:<{type_width}}  {row.summary}"
                 for row in shown
             ]
         if len(own) > len(shown):
             lines.append(f"  … and {len(own) - len(shown)} more")
         if imported:
-            names = ", ".join(row.name for row in imported[:MAX_ROWS])
+            names = ", ".join(imported[:MAX_ROWS])
             more = f", … and {len(imported) - MAX_ROWS} more" if len(imported) > MAX_ROWS else ""
             lines.append(f"  imported: {names}{more}")
         lines += [f"  {note}" for note in self._notes()]
@@ -515,7 +527,7 @@ class RunResult(Mapping[str, Any]):
         p.text(self._text())
 
     def _repr_html_(self) -> str:
-        own, imported = self._rows()
+        own, imported = rows = self._rows()
         error = self._error()
         status = "ok" if self.ok else "failed"
         parts = [
@@ -527,34 +539,35 @@ class RunResult(Mapping[str, Any]):
         if error:
             parts.append(f"<div class='rm-error'>{html.escape(error)}</div>")
         if own:
-            parts.append(_html_table(own, "rm-names"))
+            parts.append(_html_table(self._shown(own), len(own)))
         if imported:
             parts.append(
                 f"<details class='rm-imported'><summary>imported: "
                 f"{_count(len(imported), 'name')}</summary>"
-                f"{_html_table(imported, 'rm-names')}</details>"
+                f"{_html_table(self._shown(imported), len(imported))}</details>"
             )
         parts += [f"<div class='rm-note'>{html.escape(note)}</div>" for note in self._notes()]
         # As xarray does: the text shows where styles do not run (the wrapper stays hidden).
         return (
             f"<div class='ipy-runmod'><style>{_CSS}</style>"
-            f"<pre class='rm-text'>{html.escape(self._text())}</pre>"
+            f"<pre class='rm-text'>{html.escape(self._text(rows))}</pre>"
             f"<div class='rm-wrap' style='display:none'>{''.join(parts)}</div></div>"
         )
 
 
-def _html_table(rows: list[_Row], css_class: str) -> str:
+def _html_table(rows: list[_Row], total: int) -> str:
+    """The rows shown, then how many more there are of `total`."""
     body = "".join(
         f"<tr><td class='rm-name'>{html.escape(row.name)}</td>"
-        f"<td class='rm-type'>{html.escape(row.type)}</td>"
+        f"<td class='rm-type'>{html.escape(row.kind)}</td>"
         f"<td class='rm-value' title='{html.escape(row.summary)}'>{html.escape(row.summary)}</td>"
         "</tr>"
-        for row in rows[:MAX_ROWS]
+        for row in rows
     )
-    if len(rows) > MAX_ROWS:
-        body += f"<tr class='rm-more'><td colspan='3'>… and {len(rows) - MAX_ROWS} more</td></tr>"
+    if total > len(rows):
+        body += f"<tr class='rm-more'><td colspan='3'>… and {total - len(rows)} more</td></tr>"
     return (
-        f"<table class='{css_class}'><thead><tr><th>name</th><th>type</th><th>value</th></tr>"
+        "<table class='rm-names'><thead><tr><th>name</th><th>type</th><th>value</th></tr>"
         f"</thead><tbody>{body}</tbody></table>"
     )
 
