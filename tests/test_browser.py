@@ -387,4 +387,9 @@ def test_result_display_in_notebook_7(server: Server, browser_context: Any, tmp_
         expect(page.locator(".ipy-runmod .rm-error")).to_have_text(
             "ValueError: size must be positive"
         )
+    with screenshots(page, "notebook7-dark", tmp_path):
+        set_theme(page, "JupyterLab Dark")
+        value = page.locator(".ipy-runmod table.rm-names td.rm-value").first
+        assert luminance(value.evaluate("td => getComputedStyle(td).color")) > 0.6
+    set_theme(page, "JupyterLab Light")
     page.close()
