@@ -1,10 +1,11 @@
-"""nox sessions: `lint` once, and `tests` on every CPython 3.11+ found on this machine.
+"""nox sessions: `lint` once, `tests` on every CPython 3.11+ found, `browser` once.
 
-    nox                          # lint, then tests-3.11, tests-3.12, ... (what is found)
+    nox                          # lint, tests-3.11, tests-3.12, ... (what is found), browser
     nox -l                       # list the sessions
     nox -s tests-3.12                   # one interpreter: tests/, then the notebooks (nbval)
     nox -s tests-3.12 -- -m core -x     # words after `--` replace both with one pytest run
     nox -s lint
+    nox -s browser                      # JupyterLab and Notebook 7 in Debian's chromium
 
 Interpreters are looked for among pyenv's versions and `python3.X` on PATH; the newest patch
 release of each minor version is used. Each one gets a link `python3.X` in `.nox/pythons/`,
@@ -28,7 +29,7 @@ OLDEST_MINOR = 11
 PROBE = "import sys; print(sys.implementation.name, *sys.version_info[:3])"
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "notebooks/sanitize.cfg"]
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "browser"]
 nox.options.error_on_missing_interpreters = True
 nox.options.download_python = "never"  # only interpreters that are on this machine
 
@@ -102,6 +103,34 @@ def tests(session: nox.Session) -> None:
         if leftover:
             session.error("ipyparallel processes left running:\n  " + "\n  ".join(leftover))
     session.log("no ipyparallel controller or engine left running")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@nox.session(python="3.12" if "3.12" in PYTHONS else next(reversed(PYTHONS), None))
+def browser(session: nox.Session) -> None:
+    """The browser layer: JupyterLab and Notebook 7 driven by playwright in Debian's chromium.
+
+    On one interpreter (3.12 when there is one). Installs the Debian package `chromium` when it
+    is missing (as root, through apt-get); playwright never downloads a browser of its own.
+    """
+    if not CHROMIUM.exists():
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            session.error(
+                f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+            )
+        noninteractive = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=noninteractive)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=noninteractive)
+    session.install(".[browser]")
+    screenshots = Path(session.virtualenv.location) / "screenshots"
+    env = {
+        "IPY_RUNMOD_BROWSER": "required",  # a browser test that cannot run fails, never skips
+        "IPY_RUNMOD_SCREENSHOTS": str(screenshots),
+    }
+    session.run("pytest", "-m", "browser", *(session.posargs or ["tests/test_browser.py"]), env=env)
+    session.log(f"screenshots of the pages: {screenshots}")
 
 
 def leftover_cluster_processes(venv: str, wait: float = 15.0) -> list[str]:

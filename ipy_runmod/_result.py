@@ -2,22 +2,142 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import io
+import itertools
 import pickle
 import reprlib
 import sys
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from importlib.machinery import ModuleSpec
-from types import FunctionType, MappingProxyType
+from types import FunctionType, MappingProxyType, ModuleType
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-_short_repr = reprlib.Repr()
-_short_repr.maxstring = 60
-_short_repr.maxother = 60
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib, but a dict keeps its own order (reprlib sorts the keys) and cuts with "…"."""
+
+    def __init__(self) -> None:
+        super().__init__()  # the limits as attributes: keywords only from Python 3.12 on
+        self.maxlevel = 2
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = 6
+        self.maxfrozenset = self.maxdeque = 6
+        self.maxstring = self.maxother = 60
+        self.fillvalue = "…"
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{…}"
+        items = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
+        return "{" + ", ".join(pieces + ["…"] * (len(x) > self.maxdict)) + "}"
+
+
+_short_repr = _ShortRepr()
+
+#: A display shows this many rows of a table, then how many more there are.
+MAX_ROWS = 20
+#: Characters of a value's one-line summary.
+_WIDTH = 80
+#: Containers whose repr is the builtin one: summarised with their length.
+_CONTAINER_REPRS: set[Any] = {t.__repr__ for t in (list, tuple, dict, set, frozenset, deque)}
+
+
+def _cut(text: str, width: int = _WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _one_line(text: str) -> str:
+    """The first line of a repr; "…" says there was more (never lines squashed into one)."""
+    lines = text.strip().splitlines() or [""]
+    return _cut(lines[0] + (" …" if len(lines) > 1 else ""))
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of an array, frame or tensor (duck-typed: numpy and pandas are not imported)."""
+    if getattr(type(value), "shape", None) is None:  # on the type: no proxy's __getattr__
+        return None
+    try:
+        shape = tuple(value.shape)
+    except Exception:
+        return None
+    return shape if shape and all(isinstance(n, int) for n in shape) else None
+
+
+def summary(value: Any) -> str:
+    """One line saying what `value` is: shape and dtype, length, a module's name, a short repr.
+
+    Never raises: a value whose repr fails is shown by the error.
+    """
+    try:
+        return _summary(value)
+    except Exception as e:
+        return f"<repr failed: {type(e).__name__}>"
+
+
+def _summary(value: Any) -> str:
+    if isinstance(value, ModuleType):
+        return value.__name__
+    if isinstance(value, type):
+        return f"class {value.__module__}.{value.__qualname__}"
+    if inspect.isroutine(value):
+        try:
+            signature = str(inspect.signature(value))
+        except (TypeError, ValueError):
+            signature = "(…)"
+        return _cut(f"{getattr(value, '__qualname__', value.__name__)}{signature}")
+    shape = _shape(value)
+    if shape is not None:
+        text = "shape " + str(shape)
+        kind = type(value)
+        if getattr(kind, "dtypes", None) is not None and getattr(kind, "columns", None) is not None:
+            columns = itertools.islice(zip(value.columns, value.dtypes, strict=False), 8)
+            text += ", columns " + ", ".join(f"{c}: {d}" for c, d in columns)  # a data frame
+        elif getattr(kind, "dtype", None) is not None:
+            text += f", {value.dtype}"
+        return _cut(text)
+    if isinstance(value, (str, bytes)):
+        text, unit = _short_repr.repr(value), "chars" if isinstance(value, str) else "bytes"
+        return text if len(value) <= _short_repr.maxstring else f"{text} ({len(value):,} {unit})"
+    if type(value).__repr__ in _CONTAINER_REPRS:
+        n = len(value)
+        return _cut(f"{n:,} item{'' if n == 1 else 's'}: {_short_repr.repr(value)}")
+    return _one_line(repr(value))
+
+
+def _imported(value: Any, run_name: str) -> bool:
+    """A module, or a class or function that comes from another module than the run's."""
+    if isinstance(value, ModuleType):
+        return True
+    if not callable(value):  # most values: no need to look further
+        return False
+    if isinstance(value, type) or inspect.isroutine(value):
+        return getattr(value, "__module__", None) != run_name
+    return False
+
+
+class _Row:
+    """A name the module bound: its type and summary are worked out only if it is shown."""
+
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.value = value
+
+    @functools.cached_property
+    def kind(self) -> str:
+        return "module" if isinstance(self.value, ModuleType) else type(self.value).__name__
+
+    @functools.cached_property
+    def summary(self) -> str:
+        return summary(self.value)
 
 
 def exit_code_of(exc: SystemExit) -> int:
@@ -61,11 +181,6 @@ def format_seconds(seconds: float) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _html_row(name: str, value: Any) -> str:
-    cells = (name, type(value).__name__, _short_repr.repr(value))
-    return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
 
 
 #: The version of `RunResult`'s pickled form; `__setstate__` refuses any other.
@@ -328,30 +443,186 @@ class RunResult(Mapping[str, Any]):
         self.exception = None if portable is None else _exception_from(portable)
         self.dropped = dropped
 
+    # --- display: a one-line repr, a text table for terminals, an HTML table for notebooks
+
+    def _title(self) -> str:
+        """The module, and the run name only when it is not the module's own."""
+        same = self.run_name == self.module
+        return self.module if same else f"{self.module} as {self.run_name}"
+
     def _status(self) -> str:
         if self.exception is None:
             return "ok"
         if self.exit_code is not None:
             return f"exit {self.exit_code}" if self.exit_code else "ok (exit 0)"
+        return f"failed: {self._error_type()}"
+
+    def _error_type(self) -> str:
         # An exception that could not travel here stands in under its original type's name.
         name = getattr(self.exception, "type_name", None) or type(self.exception).__name__
-        return f"failed: {name.rpartition('.')[2]}"
+        return str(name).rpartition(".")[2]
 
-    def _header(self) -> str:
-        return (
-            f"{self.module} as {self.run_name}: {self._status()}, "
-            f"{_count(len(self.bound), 'name')} bound, {format_seconds(self.elapsed)}"
-        )
+    def _error(self) -> str | None:
+        """The failure as one line, "ZeroDivisionError: division by zero"; None for a success."""
+        if self.ok or self.exception is None:
+            return None
+        if isinstance(self.exception, SystemExit):
+            code = self.exception.code
+            return f"SystemExit: {code!r}" if not isinstance(code, int) else None
+        try:
+            message = str(getattr(self.exception, "message", None) or self.exception)
+        except Exception:
+            message = "<unprintable message>"
+        return _one_line(f"{self._error_type()}: {message}" if message else self._error_type())
+
+    def _facts(self) -> str:
+        return f"{_count(len(self.bound), 'name')} bound, {format_seconds(self.elapsed)}"
 
     def __repr__(self) -> str:
-        return f"<RunResult {self._header()}>"
+        return f"<RunResult {self._title()}: {self._status()}, {self._facts()}>"
+
+    def _rows(self) -> tuple[list[str], list[str]]:
+        """(the names the module bound itself, the modules and functions it imported)."""
+        own: list[str] = []
+        imported: list[str] = []
+        for name in self.bound:
+            if name in self.globals:
+                names = imported if _imported(self.globals[name], self.run_name) else own
+                names.append(name)
+        return own, imported
+
+    def _shown(self, names: list[str]) -> list[_Row]:
+        return [_Row(name, self.globals[name]) for name in names[:MAX_ROWS]]
+
+    def _notes(self) -> list[str]:
+        notes = []
+        if self.merged:
+            notes.append("merged into the notebook: " + ", ".join(self.merged))
+        if self.dropped:
+            notes.append("left out when pickled: " + ", ".join(self.dropped))
+        return notes
+
+    def _text(self, rows: tuple[list[str], list[str]] | None = None) -> str:
+        """The display for a terminal: what the HTML shows, as aligned text."""
+        own, imported = rows or self._rows()
+        lines = [f"RunResult {self._title()}: {self._status()}, {self._facts()}"]
+        error = self._error()
+        if error:
+            lines.append(f"  {error}")
+        shown = self._shown(own)
+        if shown:
+            name_width = max(len(row.name) for row in shown)
+            type_width = max(len(row.kind) for row in shown)
+            lines += [
+                f"  {row.name:<{name_width}}  {row.kind:<{type_width}}  {row.summary}"
+                for row in shown
+            ]
+        if len(own) > len(shown):
+            lines.append(f"  … and {len(own) - len(shown)} more")
+        if imported:
+            names = ", ".join(imported[:MAX_ROWS])
+            more = f", … and {len(imported) - MAX_ROWS} more" if len(imported) > MAX_ROWS else ""
+            lines.append(f"  imported: {names}{more}")
+        lines += [f"  {note}" for note in self._notes()]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self._text())
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            _html_row(name, self.globals[name]) for name in self.bound if name in self.globals
-        )
+        own, imported = rows = self._rows()
+        error = self._error()
+        status = "ok" if self.ok else "failed"
+        parts = [
+            f"<div class='rm-header'><span class='rm-kind'>RunResult</span> "
+            f"<span class='rm-title'>{html.escape(self._title())}</span> "
+            f"<span class='rm-status rm-{status}'>{html.escape(self._status())}</span> "
+            f"<span class='rm-facts'>{html.escape(self._facts())}</span></div>"
+        ]
+        if error:
+            parts.append(f"<div class='rm-error'>{html.escape(error)}</div>")
+        if own:
+            parts.append(_html_table(self._shown(own), len(own)))
+        if imported:
+            parts.append(
+                f"<details class='rm-imported'><summary>imported: "
+                f"{_count(len(imported), 'name')}</summary>"
+                f"{_html_table(self._shown(imported), len(imported))}</details>"
+            )
+        parts += [f"<div class='rm-note'>{html.escape(note)}</div>" for note in self._notes()]
+        # As xarray does: the text shows where styles do not run (the wrapper stays hidden).
         return (
-            f"<div><strong>RunResult</strong> {html.escape(self._header())}"
-            "<table><thead><tr><th>name</th><th>type</th><th>value</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>"
+            f"<div class='ipy-runmod'><style>{_CSS}</style>"
+            f"<pre class='rm-text'>{html.escape(self._text(rows))}</pre>"
+            f"<div class='rm-wrap' style='display:none'>{''.join(parts)}</div></div>"
         )
+
+
+def _html_table(rows: list[_Row], total: int) -> str:
+    """The rows shown, then how many more there are of `total`."""
+    body = "".join(
+        f"<tr><td class='rm-name'>{html.escape(row.name)}</td>"
+        f"<td class='rm-type'>{html.escape(row.kind)}</td>"
+        f"<td class='rm-value' title='{html.escape(row.summary)}'>{html.escape(row.summary)}</td>"
+        "</tr>"
+        for row in rows
+    )
+    if total > len(rows):
+        body += f"<tr class='rm-more'><td colspan='3'>… and {total - len(rows)} more</td></tr>"
+    return (
+        "<table class='rm-names'><thead><tr><th>name</th><th>type</th><th>value</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>"
+    )
+
+
+# JupyterLab's theme variables, with light fallbacks elsewhere and dark ones where a page
+# says it is dark (VS Code, pydata-sphinx-theme). Selectors start with `.ipy-runmod` and
+# one more class, to win over JupyterLab's right-aligned `.jp-RenderedHTMLCommon td`.
+_CSS = """
+.ipy-runmod {
+  --rm-fg: var(--jp-content-font-color0, rgba(0, 0, 0, 0.87));
+  --rm-fg-dim: var(--jp-content-font-color2, rgba(0, 0, 0, 0.54));
+  --rm-border: var(--jp-border-color2, #e0e0e0);
+  --rm-row: var(--jp-layout-color1, #fff);
+  --rm-row-alt: var(--jp-layout-color2, #f5f5f5);
+  --rm-ok: var(--jp-success-color1, #388e3c);
+  --rm-failed: var(--jp-error-color1, #d32f2f);
+  --rm-mono: var(--jp-code-font-family, SFMono-Regular, Menlo, Consolas, monospace);
+}
+html[theme="dark"] .ipy-runmod, html[data-theme="dark"] .ipy-runmod,
+body[data-theme="dark"] .ipy-runmod, body.vscode-dark .ipy-runmod {
+  --rm-fg: var(--jp-content-font-color0, rgba(255, 255, 255, 0.87));
+  --rm-fg-dim: var(--jp-content-font-color2, rgba(255, 255, 255, 0.54));
+  --rm-border: var(--jp-border-color2, #424242);
+  --rm-row: var(--jp-layout-color1, #111);
+  --rm-row-alt: var(--jp-layout-color2, #2a2a2a);
+  --rm-ok: var(--jp-success-color1, #66bb6a);
+  --rm-failed: var(--jp-error-color1, #ef5350);
+}
+.ipy-runmod .rm-text { display: none; }
+.ipy-runmod .rm-wrap { display: block !important; color: var(--rm-fg); font-size: 13px;
+  line-height: 1.5; }
+.ipy-runmod .rm-header { margin-bottom: 4px; }
+.ipy-runmod .rm-kind { color: var(--rm-fg-dim); }
+.ipy-runmod .rm-title { font-family: var(--rm-mono); font-weight: 600; }
+.ipy-runmod .rm-status { font-weight: 600; }
+.ipy-runmod .rm-ok { color: var(--rm-ok); }
+.ipy-runmod .rm-failed { color: var(--rm-failed); }
+.ipy-runmod .rm-facts, .ipy-runmod .rm-note { color: var(--rm-fg-dim); }
+.ipy-runmod .rm-error { font-family: var(--rm-mono); color: var(--rm-failed);
+  border-left: 3px solid var(--rm-failed); padding-left: 8px; margin: 4px 0; }
+.ipy-runmod .rm-names { border-collapse: collapse; margin: 0; table-layout: auto;
+  font-size: 13px; border: none; }
+.ipy-runmod .rm-names th, .ipy-runmod .rm-names td { text-align: left; padding: 1px 12px 1px 0;
+  vertical-align: top; border: none; white-space: nowrap; }
+.ipy-runmod .rm-names th { color: var(--rm-fg-dim); font-weight: normal;
+  border-bottom: 1px solid var(--rm-border); }
+.ipy-runmod .rm-names tbody tr:nth-child(odd) { background: var(--rm-row); }
+.ipy-runmod .rm-names tbody tr:nth-child(even) { background: var(--rm-row-alt); }
+.ipy-runmod .rm-names .rm-name, .ipy-runmod .rm-names .rm-value { font-family: var(--rm-mono); }
+.ipy-runmod .rm-names .rm-type { color: var(--rm-fg-dim); }
+.ipy-runmod .rm-names .rm-value { max-width: 60em; overflow: hidden; text-overflow: ellipsis; }
+.ipy-runmod .rm-names .rm-more td { color: var(--rm-fg-dim); font-style: italic; }
+.ipy-runmod .rm-imported { margin-top: 4px; }
+.ipy-runmod .rm-imported summary { color: var(--rm-fg-dim); cursor: pointer; }
+"""

@@ -557,8 +557,10 @@ class RunModMagics(Magics):
             request = self._request(parsed, cell)
             if opts.which:  # runs nothing: no reload, no cell body
                 plan = _core.plan(request)
+                if opts.result:
+                    return plan  # the shell shows it (unless it is assigned): not printed twice
                 print(plan)
-                return plan if opts.result else None
+                return None
             if profile is not None:
                 request.runner = functools.partial(_profiled, profile)
             elif opts.debug:
@@ -755,13 +757,46 @@ def _usage() -> str:
 _MAGIC_ON_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%%?runmod\s")
 
 
+def _described(action: argparse.Action, option: str) -> str:
+    """What an option does, in a few words, from its help: shown beside the completion.
+
+    IPython passes a completion's `type` on to every front end (the terminal's menu,
+    Jupyter's `_jupyter_types_experimental`), and nothing else, so it carries this. It is
+    short and never breaks (no-break spaces and hyphens): JupyterLab's popup, made for
+    one-word types, would wrap it over the next row.
+    """
+    words = re.split(r" \(|: |; |\.(?: |$)", action.help or "", maxsplit=1)[0]
+    if option.startswith("--no-"):
+        words = f"turns {option.replace('--no-', '--', 1)} off"
+    if len(words) > _DESCRIBED_WIDTH:
+        cut = words.rfind(" ", 0, _DESCRIBED_WIDTH)
+        words = words[: cut if cut > 0 else _DESCRIBED_WIDTH] + " …"
+    return words.translate(_NO_BREAKS)
+
+
+_DESCRIBED_WIDTH = 45
+_NO_BREAKS = str.maketrans({" ": "\N{NO-BREAK SPACE}", "-": "\N{NON-BREAKING HYPHEN}"})
+
+
+def _option_completions(current: str) -> list[SimpleCompletion]:
+    """Short options first, then long ones in the usage's order; `--no-*` once `--no` is typed."""
+    actions = [(s, a) for a in PARSER._actions for s in a.option_strings]
+    short = [(s, a) for s, a in actions if not s.startswith("--")]
+    long = [(s, a) for s, a in actions if s.startswith("--")]
+    if not current.startswith("--no"):
+        long = [(s, a) for s, a in long if not s.startswith("--no-")]
+    # `--` alone still offers the short options: they are the ones typed most.
+    offered = [(s, a) for s, a in short + long if s.startswith(current) or current == "--"]
+    return [SimpleCompletion(s, type=_described(a, s)) for s, a in offered]
+
+
 @context_matcher()
 def complete(context: CompletionContext) -> SimpleMatcherResult:
     """Tab completion after %runmod: options, top-level modules, a package's submodules.
 
     Nothing is imported but the parents of a package being listed; the module named on
-    the line is never run. Module arguments (after `--`) and option values are left to
-    the other completers.
+    the line is never run. Module arguments (after `--`) are left to the other completers;
+    an option's value gets no completion at all (Python's keywords mean nothing there).
     """
     line = context.text_until_cursor
     found = _MAGIC_ON_LINE.match(line)
@@ -771,12 +806,22 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     if line[-1:].isspace():
         words.append("")
     current, before = (words[-1], words[:-1]) if words else ("", [])
-    options = [(s, a.nargs) for a in PARSER._actions for s in a.option_strings]
-    takes_value = {s for s, nargs in options if nargs is None}
-    if "--" in before or (before and before[-1] in takes_value):
+    if "--" in before:
         return {"completions": [], "suppress": False}
+    value_of = {s: a for a in PARSER._actions if a.nargs is None for s in a.option_strings}
+    if before and before[-1] in value_of:
+        # An option's value: nothing to offer, and Python's names mean nothing there. IPython
+        # lets a matcher silence the others only with a completion, so this one is empty:
+        # it inserts nothing, the terminal leaves it out, and its type says what goes here.
+        action = value_of[before[-1]]
+        hint = f"{action.metavar}:\N{NO-BREAK SPACE}{_described(action, before[-1])}"
+        return {
+            "completions": [SimpleCompletion("", type=hint)],
+            "matched_fragment": "",
+            "suppress": True,
+        }
     if current.startswith("-"):
-        names = sorted(s for s, _ in options if s.startswith(current))
+        completions = _option_completions(current)
     else:
         package, dot, _ = current.rpartition(".")
         if dot:
@@ -785,12 +830,13 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
             names = [f"{package}.{name}" for name in subs]
         else:
             names = sorted(set(get_root_modules()))
-        names = [name for name in names if name.startswith(current)]
+        completions = [
+            SimpleCompletion(name, type="module") for name in names if name.startswith(current)
+        ]
     return {
-        "completions": [
-            SimpleCompletion(name, type="module" if name[0] != "-" else "param") for name in names
-        ],
+        "completions": completions,
         "matched_fragment": current,
+        "ordered": True,
         "suppress": True,  # the Python completers have nothing to add on a %runmod line
     }
 

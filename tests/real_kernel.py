@@ -116,8 +116,12 @@ class Kernel:
         return reply
 
     def complete(self, code: str, cursor_pos: int | None = None) -> list[str]:
+        return list(self.complete_reply(code, cursor_pos)["matches"])
+
+    def complete_reply(self, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
+        """The whole complete_reply: Jupyter front ends read `metadata` for each match's type."""
         msg_id = self.client.complete(code, len(code) if cursor_pos is None else cursor_pos)
-        return list(self._shell_reply(msg_id, "complete_reply", TIMEOUT)["matches"])
+        return self._shell_reply(msg_id, "complete_reply", TIMEOUT)
 
     def _shell_reply(self, msg_id: str, msg_type: str, timeout: float) -> dict[str, Any]:
         """The content of the shell reply to request `msg_id`; replies to others are dropped."""

@@ -1,13 +1,14 @@
 """Run the whole test suite with nox, on a machine with nothing but Python 3.
 
-    python3 tests/run.py                              # lint, then tests on every CPython 3.11+
+    python3 tests/run.py                              # lint, tests on every CPython 3.11+, browser
     python3 tests/run.py -s tests-3.12 -- -k merge    # arguments are nox's; after `--`, pytest's
     python3 tests/run.py -s lint
     python3 tests/run.py -l                           # list the sessions
 
 Makes (once) a virtual environment in .venvs/nox with nox installed, then runs nox on
-noxfile.py with the arguments given: with none, its default sessions, `lint` and `tests`
-on each interpreter found. The exit status is nox's.
+noxfile.py with the arguments given: with none, its default sessions, `lint`, `tests`
+on each interpreter found and `browser` on one (which installs Debian's chromium when it is
+missing). The exit status is nox's.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 import pytest
+import result_html
 
 import ipy_runmod
 from ipy_runmod import (
@@ -749,6 +750,26 @@ def test_run_measures_cpu_time(make_package: MakePackage) -> None:
     assert res.cpu_time >= 0.02 and res.elapsed >= 0.02
 
 
+def test_cpu_time_is_the_module_thread_s(make_package: MakePackage) -> None:
+    """README: the CPU time is the module's own thread's, never the process's other threads'."""
+    body = """
+        import threading, time
+
+        def burn():  # another thread of the process: a kernel has several
+            start = time.thread_time()
+            while time.thread_time() - start < 0.2:
+                pass
+            done.set()
+
+        done = threading.Event()
+        threading.Thread(target=burn).start()
+        done.wait()  # the module's thread waits, using no CPU
+    """
+    pkg = make_package({"__init__.py": "", "mod.py": body})
+    res = run(f"{pkg}.mod")
+    assert res.elapsed >= 0.2 and res.cpu_time < 0.1, (res.elapsed, res.cpu_time)
+
+
 def test_run_without_alter_sys(make_package: MakePackage, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = make_package({"__init__.py": "", "mod.py": SYS_PROBE})
     monkeypatch.setattr(sys, "argv", ["kernel", "-f"])
@@ -865,8 +886,126 @@ def test_repr_html_escapes(make_package: MakePackage) -> None:
         assert raw not in html
     for escaped in ("&lt;b&gt;&amp;&lt;/b&gt;", "&lt;T&amp;&gt;", "&lt;run&amp;&gt;"):
         assert escaped in html
-    assert "<td>markup</td><td>str</td>" in html and "<td>odd</td>" in html
+    shown = result_html.read(html)
+    assert shown.rows[0] == ("markup", "str", "'<b>&</b>'")
+    assert [row[:2] for row in shown.rows] == [("markup", "str"), ("odd", "<T&>")]
     assert "untouched_given" not in html
+
+
+# --- the display (README, "The result: `RunResult`") ---------------------------------------
+
+DISPLAY_BODY = """
+import os
+from math import cos
+
+class Array:  # numpy's and pandas' attributes, without numpy or pandas
+    shape = (3, 4)
+    dtype = "float64"
+
+class Frame:
+    shape = (5, 2)
+    columns = ["x", "y"]
+    dtypes = ["int64", "float64"]
+
+class Proxy:  # answers every attribute: never taken for an array
+    def __getattr__(self, name):
+        return (1, 2)
+    def __repr__(self):
+        return "Proxy()"
+
+class Table:
+    def __repr__(self):
+        return "   x   y\\n0  0   0\\n1  1   1"
+
+class Broken:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+def area(width, height=1):
+    return width * height
+
+array, frame, proxy, table, broken = Array(), Frame(), Proxy(), Table(), Broken()
+stats = {"n": 4, "mean": 2.5, "min": 1, "max": 4, "stdev": 1.29}
+names = list(range(1000))
+text = "x" * 100
+"""
+
+
+def test_display_summarises_each_value_on_one_line(make_package: MakePackage) -> None:
+    pkg = make_package({"__init__.py": "", "mod.py": DISPLAY_BODY})
+    res = run(f"{pkg}.mod")
+    shown = result_html.read(res._repr_html_())
+    rows = {name: (kind, value) for name, kind, value in shown.rows}
+    assert rows["array"] == ("Array", "shape (3, 4), float64")
+    assert rows["frame"] == ("Frame", "shape (5, 2), columns x: int64, y: float64")
+    assert rows["proxy"] == ("Proxy", "Proxy()")
+    assert rows["table"] == ("Table", "x   y …")  # the first line, never lines run together
+    assert rows["broken"] == ("Broken", "<repr failed: ValueError>")
+    # a dict in its own order, every key shown; containers with their length
+    assert rows["stats"] == (
+        "dict",
+        "5 items: {'n': 4, 'mean': 2.5, 'min': 1, 'max': 4, 'stdev': 1.29}",
+    )
+    assert rows["names"] == ("list", "1,000 items: [0, 1, 2, 3, 4, 5, …]")
+    assert rows["text"][1].endswith("(100 chars)")
+    assert rows["area"] == ("function", "area(width, height=1)")
+    assert rows["Array"] == ("type", f"class {pkg}.mod.Array")
+    # what the module imported is listed apart, after its own names
+    assert "os" not in rows and "cos" not in rows
+    assert shown.imported_summary == "imported: 2 names"
+    assert shown.imported == [
+        ("os", "module", "os"),
+        ("cos", "builtin_function_or_method", "cos(x, /)"),
+    ]
+    assert all("\n" not in value for _, _, value in shown.rows)
+    # the text display says the same, line by line
+    text = res._text()
+    for name, (kind, value) in rows.items():
+        assert any(line.split() == [name, kind, *value.split()] for line in text.splitlines())
+    assert text.splitlines()[-1] == "  imported: os, cos"
+    assert shown.text == text  # the fallback where styles do not run
+
+
+def test_display_of_a_numpy_array(make_package: MakePackage) -> None:
+    pytest.importorskip("numpy")
+    body = "import numpy as np\ngrid = np.zeros((3, 4), dtype=np.int32)\nmean = grid.mean()\n"
+    pkg = make_package({"__init__.py": "", "mod.py": body})
+    shown = result_html.read(run(f"{pkg}.mod")._repr_html_())
+    assert shown.rows == [
+        ("grid", "ndarray", "shape (3, 4), int32"),
+        ("mean", "float64", "np.float64(0.0)"),
+    ]
+    assert shown.imported == [("np", "module", "numpy")]
+
+
+def test_display_cuts_long_tables(make_package: MakePackage) -> None:
+    body = "".join(f"v{i} = {i}\n" for i in range(60)) + "from math import *\n"
+    pkg = make_package({"__init__.py": "", "mod.py": body})
+    res = run(f"{pkg}.mod")
+    shown = result_html.read(res._repr_html_())
+    own = [row[0] for row in shown.rows]
+    assert own == [f"v{i}" for i in range(20)]  # the first rows, in the module's order
+    assert shown.more[0] == f"… and {65 - 20} more"  # v20..v59 and math's pi, e, tau, inf, nan
+    assert len(shown.imported) == 20 and shown.more[1].startswith("… and ")
+    lines = res._text().splitlines()
+    assert len(lines) == 1 + 20 + 2 and lines[21] == "  … and 45 more"
+    assert lines[22].startswith("  imported: acos, ") and lines[22].endswith("more")
+
+
+def test_display_header(make_package: MakePackage) -> None:
+    pkg = make_package({"__init__.py": "", "ok.py": "x = 1\n", "bad.py": "y = 2\n1 / 0\n"})
+    ok = run(f"{pkg}.ok")
+    assert result_html.read(ok._repr_html_()).header.startswith(
+        f"RunResult {pkg}.ok ok 1 name bound"
+    )
+    assert f"{pkg}.ok as" not in repr(ok) + ok._text()  # the run name only when it differs
+    main = run(f"{pkg}.ok", run_name="__main__")
+    assert f"{pkg}.ok as __main__: ok" in repr(main) and f"{pkg}.ok as __main__" in main._text()
+    bad = result_html.read(run(f"{pkg}.bad")._repr_html_())
+    assert bad.header.startswith(f"RunResult {pkg}.bad failed: ZeroDivisionError 1 name bound")
+    assert bad.error == "ZeroDivisionError: division by zero"
+    assert bad.rows == [("y", "int", "2")]
+    assert run(f"{pkg}.bad")._text().splitlines()[1] == "  ZeroDivisionError: division by zero"
 
 
 # --- merge_into (README, "Merging back") -------------------------------------------------

@@ -4,6 +4,7 @@ interrupts, and the session going on. Every kernel test of the suite is here."""
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 import time
 from collections.abc import Iterator
@@ -268,7 +269,10 @@ def test_result_displays_as_html(kernel: Kernel) -> None:
     assert reply.status == "ok"
     (result,) = [o for o in reply.outputs if "data" in o]
     assert "<table" in result["data"]["text/html"] and "doubled" in result["data"]["text/html"]
-    assert result["data"]["text/plain"].startswith("<RunResult kpkg.uses_ns as kpkg.uses_ns: ok")
+    # a terminal's Jupyter client shows the text: the same table, never "m as m"
+    text = result["data"]["text/plain"].splitlines()
+    assert re.fullmatch(r"RunResult kpkg\.uses_ns: ok, 1 name bound, \S+ \S+", text[0]), text
+    assert text[1:] == ["  doubled  list  1 item: [6]"]
 
 
 def test_kernel_argv_untouched(kernel: Kernel) -> None:
@@ -299,6 +303,30 @@ def test_completion_in_a_kernel(kernel: Kernel) -> None:
     assert kernel.complete("%runmod --isol") == ["--isolated"]
     assert kernel.complete("x = 1\n%runmod json.de") == ["json.decoder"]
     assert kernel.execute("import sys; print('json.tool' in sys.modules)").stdout == "False\n"
+
+
+def test_completion_describes_options_and_is_quiet_after_a_value_option(kernel: Kernel) -> None:
+    """What JupyterLab shows: each option with what it does (the match's `type`), short
+    options too, `--no-*` only once typed, and nothing at all where a value goes."""
+    reply = kernel.complete_reply("%runmod -")
+    types = {
+        item["text"]: item["type"] for item in reply["metadata"]["_jupyter_types_experimental"]
+    }
+    matches = reply["matches"]
+    shorts = [match for match in matches if not match.startswith("--")]
+    assert matches[: len(shorts)] == shorts and list(types) == matches
+    assert {"-h", "-n", "-o", "-t", "-p", "-d", "-b", "-G"} <= set(shorts)
+    assert (
+        types["-o"] == types["--result"] == "Return\N{NO-BREAK SPACE}the\N{NO-BREAK SPACE}RunResult"
+    )
+    assert (
+        types["--which"].split("\N{NO-BREAK SPACE}")
+        == "Print what would run, and run nothing".split()
+    )
+    assert not any(match.startswith("--no-") for match in reply["matches"])
+    assert "--no-merge" in kernel.complete("%runmod --no")
+    for line in ("%runmod -n ", "%runmod m --only ", "%runmod m --exclude res", "%runmod m -d -b "):
+        assert [match for match in kernel.complete(line) if match] == [], line
 
 
 def test_parameters_and_which_in_a_kernel(kernel: Kernel) -> None:

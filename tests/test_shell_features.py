@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+import result_html
 from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -109,6 +110,8 @@ def test_which_in_the_cell_form_runs_neither_module_nor_body(
     before = ipy_runmod.last_result()
     plan = cell_magic(ip, f"{pkg}.never_run --which -o", "effects.append('body ran')\nalpha = 2\n")
     assert isinstance(plan, Plan) and plan.target == f"{pkg}.never_run"
+    assert capsys.readouterr().out == ""  # returned, not printed: the shell shows it
+    assert cell_magic(ip, f"{pkg}.never_run --which", "effects.append('body ran')\n") is None
     assert capsys.readouterr().out.splitlines()[0] == f"module:    {pkg}.never_run"
     assert effects == [] and "alpha" not in ip.user_ns
     assert ipy_runmod.last_result() is before
@@ -117,8 +120,7 @@ def test_which_in_the_cell_form_runs_neither_module_nor_body(
 def test_which_prints_and_runs_nothing(
     ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = ip.run_line_magic("runmod", f"{pkg}.never_run --which --main -o -- --x 'a b'")
-    assert isinstance(plan, Plan)
+    assert ip.run_cell(f"%runmod {pkg}.never_run --which --main -- --x 'a b'").success
     out = capsys.readouterr().out
     path = os.path.join(sys.modules[pkg].__path__[0], "never_run.py")
     assert out.splitlines() == [
@@ -129,11 +131,24 @@ def test_which_prints_and_runs_nothing(
         "loader:    SourceFileLoader",
         f"argv:      {[path, '--x', 'a b']!r}",
     ]
+    plan = ip.run_line_magic("runmod", f"{pkg}.never_run --which --main -o -- --x 'a b'")
+    assert isinstance(plan, Plan)
     assert (plan.run_name, plan.package_main, plan.argv) == (
         "__main__",
         False,
         [path, "--x", "a b"],
     )
+
+
+def test_which_with_result_is_shown_once(
+    ip: InteractiveShell, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--which -o` returns the plan and the shell shows it, as it shows any value: once."""
+    assert ip.run_cell(f"%runmod {pkg}.never_run --which -o").success
+    out = capsys.readouterr().out
+    assert out.count(f"module:    {pkg}.never_run") == 1 and "Plan(" not in out
+    assert ip.run_cell(f"plan = %runmod {pkg}.never_run --which -o").success
+    assert capsys.readouterr().out == "" and isinstance(ip.user_ns["plan"], Plan)
 
 
 def test_which_for_a_package_and_without_alter_sys(
@@ -324,14 +339,68 @@ def test_completion_in_the_shell(ip: InteractiveShell, pkg: str) -> None:
     assert not any(c.startswith("-") for c in complete(ip, "%runmod x -- --"))
 
 
+def test_help_is_a_short_man_page(ip: InteractiveShell) -> None:
+    """README: `%runmod?` shows a short man page, its usage with the module's arguments."""
+    doc = ip.magics_manager.magics["line"]["runmod"].__doc__
+    assert "%runmod [OPTIONS] MODULE [OPTIONS] [-- ARG ...]" in doc.splitlines()[2]
+    assert len(doc.splitlines()) < 100
+
+
+def test_completion_of_options(ip: InteractiveShell) -> None:
+    """README, "Tab completion": short options too, `--no-*` once typed, a description each."""
+    for prefix in ("-", "--"):
+        offered = complete(ip, f"%runmod {prefix}")
+        shorts = [c for c in offered if not c.startswith("--")]
+        assert offered[: len(shorts)] == shorts, prefix  # the short options first
+        assert {"-h", "-n", "-o", "-t", "-p", "-d", "-b", "-G"} <= set(shorts), prefix
+        assert {"--merge", "--which", "--run-name", "--only"} <= set(offered)
+        assert not any(c.startswith("--no-") for c in offered)
+    assert complete(ip, "%runmod --no") == [
+        "--no-reload",
+        "--no-keep-state",
+        "--no-alter-sys",
+        "--no-isolated",
+        "--no-merge",
+        "--no-time",
+    ]
+    described = descriptions(ip, "%runmod -")
+    assert described["-n"] == described["--run-name"] == "__name__ in the module"
+    assert described["--which"] == "Print what would run, and run nothing"
+    assert described["--merge"] == "Afterwards, copy the names the module bound …"
+    assert descriptions(ip, "%runmod --no-m") == {"--no-merge": "turns --merge off"}
+
+
+def descriptions(ip: InteractiveShell, line: str) -> dict[str, str]:
+    """Each completion's description (its type), as read: no-break spaces and hyphens are
+    there so that JupyterLab's popup does not wrap it."""
+    readable = str.maketrans({"\N{NO-BREAK SPACE}": " ", "\N{NON-BREAKING HYPHEN}": "-"})
+    with provisionalcompleter():
+        return {
+            c.text: c.type.translate(readable) for c in ip.Completer.completions(line, len(line))
+        }
+
+
+def test_no_completion_for_an_option_s_value(ip: InteractiveShell) -> None:
+    """After -n, --only, --exclude: no Python names; the one empty match inserts nothing."""
+    for line in (
+        "%runmod -n ",
+        "%runmod m --run-name x",
+        "%runmod m --only res",
+        "%runmod --exclude ",
+    ):
+        assert complete(ip, line) == [""], line
+    assert complete(ip, "%runmod -n x --me") == ["--merge"]  # the value given, options again
+
+
 def test_html_result_has_header_and_escapes(ip: InteractiveShell, make_package: Any) -> None:
     name = make_package(
         {"__init__.py": "", "h.py": "tag = '<b>&</b>'\nclass Weird: pass\nw = Weird()\n"}
     )
     html = ip.run_line_magic("runmod", f"{name}.h -o")._repr_html_()
-    assert f"{name}.h as {name}.h: ok, 3 names bound" in html
+    shown = result_html.read(html)
+    assert shown.header.startswith(f"RunResult {name}.h ok 3 names bound")
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in html and "<b>&</b>" not in html
-    assert "<td>Weird</td>" in html and "<td>str</td>" in html
+    assert [row[:2] for row in shown.rows] == [("tag", "str"), ("Weird", "type"), ("w", "Weird")]
 
 
 def test_reload_notices_an_import_while_another_module_goes(
