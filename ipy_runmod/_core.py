@@ -295,6 +295,8 @@ class Request:
     the names the module bound are copied into (None: no merge), filtered by `skip`,
     `only` and `exclude` as `merge_into()` does; `reload` refreshes the target's changed
     modules first; `report` receives the pipeline's one-line messages ("Reloaded: ...").
+    `subprocess` runs the module in a fresh Python process instead (`reload` is moot
+    there), ended after `timeout` seconds when given; see `_subprocess`.
     `protect` runs the module as `python -m` would (the working directory first on
     sys.path, no asyncio loop running) and puts the session back afterwards: its
     streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
@@ -315,12 +317,20 @@ class Request:
     exclude: Sequence[str] = ()
     skip: Callable[[str], bool] | None = None
     report: Callable[[str], None] | None = None
+    subprocess: bool = False
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.args and not self.alter_sys:
             raise InvalidRequest(
                 "module arguments are passed in sys.argv, which --no-alter-sys "
                 "(alter_sys=False) leaves alone"
+            )
+        if self.timeout is not None and not self.subprocess:
+            raise InvalidRequest("--timeout applies to --subprocess runs only")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InvalidRequest(
+                f"--timeout must be a positive number of seconds, not {self.timeout}"
             )
 
 
@@ -333,14 +343,13 @@ def execute(request: Request) -> RunResult:
     finding the module (`NotRunnable`, an error from a parent package's `__init__`), in
     refreshing modules or in working out the parameters raise before anything runs.
     """
-    reloaded = reload_changed(request.module) if request.reload else None
-    if reloaded is not None and request.report is not None:
-        request.report(
-            f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
-        )
-    parameters = request.parameters() if callable(request.parameters) else request.parameters
-    result = _run_here(request, parameters or {})
-    result.reloaded = () if reloaded is None else tuple(reloaded)
+    if request.subprocess:
+        from ._subprocess import run_in_subprocess  # its machinery only when asked for
+
+        result = run_in_subprocess(request)
+        _remember(result)
+    else:
+        result = _execute_here(request)
     if request.merge_into is not None:
         merge_into(
             request.merge_into,
@@ -352,15 +361,34 @@ def execute(request: Request) -> RunResult:
     return result
 
 
+def _execute_here(request: Request, target: Target | None = None) -> RunResult:
+    """Refresh, parameters and run, in this process (`target`: the module, found already)."""
+    reloaded = reload_changed(request.module) if request.reload else None
+    if reloaded is not None and request.report is not None:
+        request.report(
+            f"Reloaded: {', '.join(reloaded)}" if reloaded else "Reloaded: nothing changed"
+        )
+    parameters = request.parameters() if callable(request.parameters) else request.parameters
+    result = _run_here(request, parameters or {}, target)
+    result.reloaded = () if reloaded is None else tuple(reloaded)
+    return result
+
+
+def _remember(result: RunResult) -> None:
+    global _last
+    _last = result
+
+
 def _nothing(name: str) -> bool:
     """No name is skipped: `merge_into`'s default."""
     return False
 
 
-def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
+def _run_here(
+    request: Request, parameters: Mapping[str, Any], target: Target | None = None
+) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
-    global _last
-    target = _find(request)
+    target = target or _find(request)
     run_name = target.name if request.run_name is None else request.run_name
     # The namespace is a real module's __dict__, so that what the module defines can be
     # found through sys.modules (pickle, dataclasses, inspect) while it runs.
@@ -434,7 +462,7 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
         cpu_time=cpu,
         exception=exception,
     )
-    _last = result
+    _remember(result)
     return result
 
 

@@ -206,6 +206,18 @@ class RunModMagics(Magics):
         default=None,
         help="Print the run's wall-clock and CPU time.",
     )
+    @argument_group("Where it runs")
+    @argument(
+        "--subprocess",
+        action="store_true",
+        help="Run in a fresh Python process; the variables the module uses go in by pickle.",
+    )
+    @argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        help="With --subprocess: end a run that takes longer, as a failed run.",
+    )
     @no_var_expand  # done by _expand, which copies the namespace only when it must
     @needs_local_scope
     @line_cell_magic
@@ -223,7 +235,11 @@ class RunModMagics(Magics):
         Options go before or after MODULE; the module's own arguments after `--`.
         Words are split like a shell; {expr} and $name are expanded from the notebook.
         In the cell form, the names the body binds are given to the module, for this
-        run only. Settings: %config RunModMagics (a flag on the line wins).
+        run only. With --subprocess the module runs in a fresh Python process (this
+        interpreter, sys.path and working directory): the notebook variables its code
+        names go in by pickle, its result comes back, and a crash, os._exit or
+        --timeout fails the cell, never the kernel.
+        Settings: %config RunModMagics (a flag on the line wins).
         The manual, with every rule: the README of ipy_runmod.
 
         Examples:
@@ -235,6 +251,8 @@ class RunModMagics(Magics):
 
             %%runmod pkg.sweep -o
             alpha = 0.5
+
+            %runmod --subprocess --timeout 60 pkg.crashy --merge
         """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
@@ -293,6 +311,8 @@ class RunModMagics(Magics):
             exclude=exclude,
             skip=self._is_ipython_name,
             report=print,
+            subprocess=opts.subprocess,
+            timeout=opts.timeout,
         )
 
     def _parameters(self, cell: str | None, isolated: bool) -> dict[str, Any]:

@@ -1,0 +1,327 @@
+"""`%runmod --subprocess`: run a module in a fresh Python process, variables in, result out.
+
+The process is this interpreter (`sys.executable`) with this session's `sys.path` and
+working directory, in a process group of its own (`_child` is its side). What crosses:
+
+- in: the session's variables among the global names the module's code can refer to,
+  and the `%%runmod` parameters, each pickled on its own (one that does not pickle is
+  left out); nothing else of the namespace is read, whatever its size;
+- during: the child's stdout and stderr, relayed to this session's `sys.stdout` and
+  `sys.stderr` as they are written, by this (the calling) thread;
+- out: the `RunResult` in its pickled form, and the module's traceback as text.
+
+Ctrl-C here sends SIGINT to the child's group and kills it if it has not ended after
+`GRACE` seconds; `timeout` kills it; and whatever happens, the group is killed and the
+child reaped before this returns: no process is left behind.
+
+The standard library's `subprocess` does it: `multiprocessing` would start its child
+through its own bootstrap (spawn: an unpickled `Process`; fork: a copy of the session,
+the very state the run is meant not to touch) and gives no handle on the child's own
+stdout and stderr.
+
+Nothing here imports IPython.
+"""
+
+from __future__ import annotations
+
+import codecs
+import locale
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from importlib.machinery import ModuleSpec
+from typing import IO, Any
+
+from . import _core
+from ._result import ProcessEnded, RunResult, _exception_from, format_seconds
+
+__all__ = ["GRACE", "run_in_subprocess"]
+
+#: Seconds an interrupted run has to stop before its process is killed.
+GRACE = 2.0
+#: Seconds to wait, once the process has ended, for output its leftovers still hold open.
+_DRAIN = 1.0
+
+_Event = tuple[str, Any]
+
+
+def _bootstrap(read_fd: int, write_fd: int) -> str:
+    path = [entry for entry in sys.path if isinstance(entry, str)]
+    return (
+        f"import sys; sys.path[:] = {path!r}; "
+        f"from ipy_runmod._child import main; main({read_fd}, {write_fd})"
+    )
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _pickled(values: Mapping[str, Any]) -> dict[str, bytes]:
+    """Each value pickled on its own; one that does not pickle is left out."""
+    pickled: dict[str, bytes] = {}
+    for name, value in values.items():
+        try:
+            pickled[name] = pickle.dumps(value)
+        except Exception:
+            pass
+    return pickled
+
+
+def _inputs(
+    request: _core.Request, names: list[str], parameters: Mapping[str, Any]
+) -> tuple[dict[str, bytes] | None, dict[str, bytes]]:
+    """The session's variables and parameters the module can refer to, pickled."""
+    wanted = [name for name in names if not _is_dunder(name)]
+    given = {
+        name: parameters[name]
+        for name in wanted
+        if name in parameters and _core.EXITS.get(name) is not parameters[name]
+    }
+    namespace = request.init_globals
+    if namespace is None:
+        return None, _pickled(given)
+    skip = request.skip or _core._nothing
+    shared = {
+        name: namespace[name]
+        for name in wanted
+        if name in namespace and name not in given and not skip(name)
+    }
+    return _pickled(shared), _pickled(given)
+
+
+def _how_it_ended(module: str, returncode: int) -> ProcessEnded:
+    if returncode < 0:
+        number = -returncode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        description = signal.strsignal(number)
+        detail = f" ({description})" if description else ""
+        return ProcessEnded(f"{module}: its process was killed by {name}{detail}", returncode)
+    return ProcessEnded(
+        f"{module}: its process exited with status {returncode} before the run finished",
+        returncode,
+    )
+
+
+def _stream_encoding() -> str:
+    """What the child's stdout and stderr are written in: Python's choice for a pipe."""
+    forced = os.environ.get("PYTHONIOENCODING", "").partition(":")[0]
+    return forced or locale.getpreferredencoding(False)
+
+
+class _Run:
+    """One child process, from its start to its result; `wait` is called by one thread.
+
+    The threads that read the child's pipes only post what they read, and own the
+    pipes they read (they close them once done); the waiting thread does the rest.
+    """
+
+    def __init__(self, request: _core.Request) -> None:
+        self.request = request
+        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        #: (the child's last message, its return code), once it has ended
+        self.end: tuple[tuple[Any, ...] | None, int] | None = None
+        self.closed: set[str] = set()  #: the child's output streams read to their end
+        self.deadline: float | None = None
+        self.phase = "running"  # or "interrupted", "timed out"; then "ending"
+        to_child, self.to_child = os.pipe()
+        self.from_child, from_child = os.pipe()
+        self.conversing = False
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _bootstrap(to_child, from_child)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(to_child, from_child),
+                start_new_session=True,  # its own group: signals reach what it starts too
+            )
+        except BaseException:
+            os.close(self.to_child)
+            os.close(self.from_child)
+            raise
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        self.started = time.perf_counter()
+
+    def begin(self) -> None:
+        """Send the request and relay the child's output; the child finds the module."""
+        header = {
+            "module": self.request.module,
+            "args": None if self.request.args is None else tuple(self.request.args),
+            "run_name": self.request.run_name,
+            "alter_sys": self.request.alter_sys,
+            "keep_state": self.request.keep_state,
+        }
+        # A few hundred bytes, which the pipe takes at once.
+        os.write(self.to_child, pickle.dumps(header))
+        encoding = _stream_encoding()
+        pipes = {"stdout": self.process.stdout, "stderr": self.process.stderr}
+        self.process.stdout = self.process.stderr = None  # each relay closes its own
+        for kind, pipe in pipes.items():
+            assert pipe is not None
+            self._thread(self._relay, kind, pipe, encoding)
+
+    def _thread(self, target: Callable[..., None], *args: Any) -> None:
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+    def _relay(self, kind: str, pipe: IO[bytes], encoding: str) -> None:
+        decoder = codecs.getincrementaldecoder(encoding)("replace")
+        try:
+            with pipe:
+                fd = pipe.fileno()
+                while chunk := os.read(fd, 65536):  # what there is, as soon as there is
+                    if text := decoder.decode(chunk):
+                        self.events.put((kind, text))
+                if text := decoder.decode(b"", final=True):
+                    self.events.put((kind, text))
+        finally:
+            self.closed.add(kind)
+            self.events.put(("closed", kind))
+
+    def start(self, parameters: Mapping[str, Any]) -> None:
+        """Answer the child's names with the variables, and wait for its result."""
+        self.conversing = True
+        self._thread(self._converse, parameters)
+
+    def _converse(self, parameters: Mapping[str, Any]) -> None:
+        message: tuple[Any, ...] | None = None
+        try:
+            with open(self.from_child, "rb") as reader, open(self.to_child, "wb") as writer:
+                message = pickle.load(reader)
+                if message[0] == "names":
+                    inputs = _inputs(self.request, message[1], parameters)
+                    try:
+                        pickle.dump(inputs, writer)
+                        writer.close()
+                    except BrokenPipeError:
+                        pass  # the child is gone: its end says how
+                    message = pickle.load(reader)
+        except Exception:  # EOFError, a truncated message: the child ended first
+            message = None
+        finally:
+            self.end = message, self.process.wait()
+            self.events.put(("end", None))
+
+    def send(self, number: int) -> None:
+        """Send signal `number` to the child's process group (which may be gone already)."""
+        try:
+            os.killpg(self.process.pid, number)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, stdout: Any, stderr: Any) -> tuple[tuple[Any, ...] | None, int]:
+        """Relay the child's output until it has ended; its last message and return code.
+
+        Ctrl-C interrupts the child (SIGINT), and kills it when it has not ended after
+        `GRACE` seconds or at a second Ctrl-C; the timeout kills it.
+        """
+        streams = {"stdout": stdout, "stderr": stderr}
+        if self.request.timeout is not None:
+            self.deadline = self.started + self.request.timeout
+        while self.end is None or len(self.closed) < 2:
+            try:
+                kind, value = self._next()
+                stream = streams.get(kind)
+                if stream is not None:
+                    stream.write(value)
+                    stream.flush()
+                elif kind == "end":
+                    self.send(signal.SIGKILL)  # whatever the module left in its group
+                    self.phase, self.deadline = "ending", time.perf_counter() + _DRAIN
+            except queue.Empty:  # the deadline passed
+                if self.phase == "ending":
+                    break  # output held open by a process that left the group
+                if self.phase == "running":
+                    self.phase = "timed out"
+                self.send(signal.SIGKILL)
+                self.deadline = None
+            except KeyboardInterrupt:
+                if self.phase == "running":
+                    self.phase = "interrupted"
+                    self.send(signal.SIGINT)
+                    self.deadline = time.perf_counter() + GRACE
+                elif self.phase != "ending":
+                    self.send(signal.SIGKILL)  # a second Ctrl-C: at once
+        assert self.end is not None
+        return self.end
+
+    def _next(self) -> _Event:
+        if self.deadline is None:
+            return self.events.get()
+        return self.events.get(timeout=max(0.0, self.deadline - time.perf_counter()))
+
+    def close(self) -> None:
+        """Kill the group and reap the child, whatever state they are in."""
+        self.send(signal.SIGKILL)
+        self.process.wait()
+        if not self.conversing:
+            os.close(self.to_child)
+            os.close(self.from_child)
+
+
+def run_in_subprocess(request: _core.Request) -> RunResult:
+    """Run `request`'s module in a fresh process; its failure, of any kind, is the result's.
+
+    Errors in finding the module raise here, as they do from `execute`.
+    """
+    run = _Run(request)
+    try:
+        run.begin()
+        # The cell body runs while the child starts.
+        parameters = request.parameters() if callable(request.parameters) else request.parameters
+        run.start(parameters or {})
+        message, returncode = run.wait(sys.stdout, sys.stderr)
+    finally:
+        run.close()
+    elapsed = time.perf_counter() - run.started
+    if message is not None and message[0] == "not-runnable":
+        raise _core.NotRunnable(message[1], missing=message[2])
+    if message is not None and message[0] == "error":
+        raise _with_text(_exception_from(message[1]), message[2])
+    if message is not None and message[0] == "result":
+        result: RunResult = pickle.loads(message[1])
+        if result.exception is not None and message[2] is not None:
+            _with_text(result.exception, message[2])
+        return result
+    if run.phase == "interrupted":
+        exception: BaseException = KeyboardInterrupt()
+    elif run.phase == "timed out":
+        assert request.timeout is not None
+        exception = ProcessEnded(
+            f"{request.module} did not finish within {format_seconds(request.timeout)} "
+            "(--timeout); its process was killed",
+        )
+    else:
+        exception = _how_it_ended(request.module, returncode)
+    return RunResult(
+        module=request.module,
+        run_name=request.run_name or request.module,
+        spec=ModuleSpec(request.module, None),
+        argv=None,
+        globals={},
+        bound=(),
+        elapsed=elapsed,
+        cpu_time=0.0,
+        exception=exception,
+    )
+
+
+def _with_text(exc: BaseException, text: str) -> BaseException:
+    """Have IPython show the child's own traceback for `exc`, whose frames stayed there."""
+    lines = text.rstrip("\n").split("\n")
+    try:
+        exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass  # an exception type that refuses attributes: shown as it is
+    return exc
