@@ -132,7 +132,9 @@ class _Run:
         self.end: tuple[tuple[Any, ...] | None, int] | None = None
         self.closed: set[str] = set()  #: the child's output streams read to their end
         self.deadline: float | None = None
-        self.phase = "running"  # or "interrupted", "timed out"; then "ending"
+        #: None while running, then why it was stopped: "interrupted" or "timed out"
+        self.stopped: str | None = None
+        self.ending = False  #: the child has ended; what is left is its output
         to_child, self.to_child = os.pipe()
         self.from_child, from_child = os.pipe()
         self.conversing = False
@@ -238,20 +240,21 @@ class _Run:
                     stream.flush()
                 elif kind == "end":
                     self.send(signal.SIGKILL)  # whatever the module left in its group
-                    self.phase, self.deadline = "ending", time.perf_counter() + _DRAIN
+                    self.ending, self.deadline = True, time.perf_counter() + _DRAIN
             except queue.Empty:  # the deadline passed
-                if self.phase == "ending":
+                if self.ending:
                     break  # output held open by a process that left the group
-                if self.phase == "running":
-                    self.phase = "timed out"
+                self.stopped = self.stopped or "timed out"
                 self.send(signal.SIGKILL)
                 self.deadline = None
             except KeyboardInterrupt:
-                if self.phase == "running":
-                    self.phase = "interrupted"
+                if self.ending:
+                    break
+                if self.stopped is None:
+                    self.stopped = "interrupted"
                     self.send(signal.SIGINT)
                     self.deadline = time.perf_counter() + GRACE
-                elif self.phase != "ending":
+                else:
                     self.send(signal.SIGKILL)  # a second Ctrl-C: at once
         assert self.end is not None
         return self.end
@@ -262,9 +265,21 @@ class _Run:
         return self.events.get(timeout=max(0.0, self.deadline - time.perf_counter()))
 
     def close(self) -> None:
-        """Kill the group and reap the child, whatever state they are in."""
+        """Kill the group and reap the child, whatever state they are in.
+
+        Then wait, briefly, until what the child left in its group has died too: a
+        killed process may take a moment to end (and is then reaped by its new parent).
+        """
         self.send(signal.SIGKILL)
         self.process.wait()
+        pause, deadline = 0.001, time.perf_counter() + _DRAIN
+        while time.perf_counter() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
         if not self.conversing:
             os.close(self.to_child)
             os.close(self.from_child)
@@ -294,9 +309,9 @@ def run_in_subprocess(request: _core.Request) -> RunResult:
         if result.exception is not None and message[2] is not None:
             _with_text(result.exception, message[2])
         return result
-    if run.phase == "interrupted":
+    if run.stopped == "interrupted":
         exception: BaseException = KeyboardInterrupt()
-    elif run.phase == "timed out":
+    elif run.stopped == "timed out":
         assert request.timeout is not None
         exception = ProcessEnded(
             f"{request.module} did not finish within {format_seconds(request.timeout)} "
