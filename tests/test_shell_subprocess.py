@@ -102,7 +102,7 @@ def pkg(make_package: Any) -> str:
     return make_package(MODULES)
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
     """The process no longer runs: no such process, or a zombie its parent has not reaped."""
     try:
         os.kill(pid, 0)
@@ -135,7 +135,7 @@ def test_runs_in_another_process(ip: InteractiveShell, pkg: str) -> None:
     res = runmod(ip, f"--subprocess {pkg}.pid -o --merge")
     assert isinstance(res["pid"], int) and res["pid"] != os.getpid()
     assert ip.user_ns["pid"] == res["pid"] and res.merged == ("pid",)
-    assert _gone(res["pid"])
+    assert gone(res["pid"])
 
 
 def test_the_session_is_untouched_by_what_the_module_changes(
@@ -274,7 +274,7 @@ def test_nonzero_exit_is_module_exit(ip: InteractiveShell, pkg: str, capsys: Any
     assert ip.user_ns["bound_before_exit"] is True
 
 
-def _pids(text: str) -> list[int]:
+def pids_in(text: str) -> list[int]:
     line = next(line for line in text.splitlines() if line.startswith("pids "))
     return [int(word) for word in line.split()[1:]]
 
@@ -289,8 +289,8 @@ def test_timeout_ends_the_run_and_leaves_no_process(
         f"ProcessEnded: {pkg}.sleeps did not finish within 1.00 s (--timeout); "
         "its process was killed"
     )
-    pids = _pids(out)
-    assert len(pids) == 2 and all(map(_gone, pids))
+    pids = pids_in(out)
+    assert len(pids) == 2 and all(map(gone, pids))
 
 
 @pytest.mark.parametrize("args", ["", "ignore-sigint"])
@@ -309,7 +309,7 @@ def test_ctrl_c_interrupts_the_module_and_leaves_no_process(
             runmod(ip, f"--subprocess {pkg}.sleeps -- {args}")
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert all(map(_gone, _pids(stdout.text)))
+    assert all(map(gone, pids_in(stdout.text)))
     last = ipy_runmod.last_result()
     assert last is not None and isinstance(last.exception, KeyboardInterrupt)
 
