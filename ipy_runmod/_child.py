@@ -79,7 +79,11 @@ def main(read_fd: int, write_fd: int) -> None:
     sys.stdout = sys.__stdout__ = _unbuffered(sys.stdout)  # type: ignore[misc]
     sys.stderr = sys.__stderr__ = _unbuffered(sys.stderr)  # type: ignore[misc]
     with open(read_fd, "rb") as reader, open(write_fd, "wb") as writer:
-        header = pickle.load(reader)
+        try:
+            header = pickle.load(reader)
+        except EOFError:
+            return  # started for a run that never came: the session ended or moved on
+        sys.path[:] = header["path"]  # the session's, as it is when the run starts
         request = _core.Request(
             header["module"],
             args=header["args"],

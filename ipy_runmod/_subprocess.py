@@ -24,6 +24,7 @@ Nothing here imports IPython.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import locale
 import os
@@ -51,10 +52,14 @@ _DRAIN = 1.0
 _Event = tuple[str, Any]
 
 
+def _path() -> list[str]:
+    return [entry for entry in sys.path if isinstance(entry, str)]
+
+
 def _bootstrap(read_fd: int, write_fd: int) -> str:
-    path = [entry for entry in sys.path if isinstance(entry, str)]
+    """The child's `-c` code: import `_child` as this session would, and serve the run."""
     return (
-        f"import sys; sys.path[:] = {path!r}; "
+        f"import sys; sys.path[:] = {_path()!r}; "
         f"from ipy_runmod._child import main; main({read_fd}, {write_fd})"
     )
 
@@ -118,26 +123,18 @@ def _stream_encoding() -> str:
     return forced or locale.getpreferredencoding(False)
 
 
-class _Run:
-    """One child process, from its start to its result; `wait` is called by one thread.
+class _Child:
+    """A fresh process of this interpreter, waiting for the one run it will serve.
 
-    The threads that read the child's pipes only post what they read, and own the
-    pipes they read (they close them once done); the waiting thread does the rest.
+    It is started ahead of its run (see `_take_child`), so it notes what a process
+    inherits when it starts: a run that finds the session changed since takes a new one.
     """
 
-    def __init__(self, request: _core.Request) -> None:
-        self.request = request
-        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
-        #: (the child's last message, its return code), once it has ended
-        self.end: tuple[tuple[Any, ...] | None, int] | None = None
-        self.closed: set[str] = set()  #: the child's output streams read to their end
-        self.deadline: float | None = None
-        #: None while running, then why it was stopped: "interrupted" or "timed out"
-        self.stopped: str | None = None
-        self.ending = False  #: the child has ended; what is left is its output
+    def __init__(self) -> None:
         to_child, self.to_child = os.pipe()
         self.from_child, from_child = os.pipe()
-        self.conversing = False
+        self.cwd = _cwd()
+        self.environ = dict(_environ_data())
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _bootstrap(to_child, from_child)],
@@ -154,11 +151,107 @@ class _Run:
         finally:
             os.close(to_child)
             os.close(from_child)
+
+    def fits(self) -> bool:
+        """It still runs, and was started as a process started now would be."""
+        return (
+            self.process.poll() is None and self.cwd == _cwd() and self.environ == _environ_data()
+        )
+
+    def discard(self) -> None:
+        """End it, unused: closing its request pipe lets it exit; killing makes sure."""
+        for fd in (self.to_child, self.from_child):
+            os.close(fd)
+        _kill_group(self.process.pid)
+        self.process.wait()
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _environ_data() -> dict[Any, Any]:
+    # os.environ's own table: copied and compared at C speed.
+    data: dict[Any, Any] = os.environ._data  # type: ignore[attr-defined]
+    return data
+
+
+def _kill_group(pid: int, number: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass  # gone already
+
+
+#: The process the next run will use, started when the previous run ended.
+_spare: _Child | None = None
+_spare_lock = threading.Lock()
+
+
+def _take_child() -> _Child:
+    """The spare process when it fits the session as it is now, else a new one."""
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None and child.fits():
+        return child
+    if child is not None:
+        child.discard()
+    return _Child()
+
+
+def _start_spare() -> None:
+    global _spare
+    with _spare_lock:
+        if _spare is None:
+            _spare = _Child()
+
+
+def discard_spare() -> None:
+    """End the process kept for the next run, if any (at exit, and when unloaded)."""
+    global _spare
+    with _spare_lock:
+        child, _spare = _spare, None
+    if child is not None:
+        child.discard()
+
+
+atexit.register(discard_spare)
+
+
+class _Run:
+    """One run in a child process, from its request to its result; `wait` is called by
+    one thread.
+
+    The threads that read the child's pipes only post what they read, and own the
+    pipes they read (they close them once done); the waiting thread does the rest.
+    """
+
+    def __init__(self, request: _core.Request, child: _Child) -> None:
+        self.request = request
+        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        #: (the child's last message, its return code), once it has ended
+        self.end: tuple[tuple[Any, ...] | None, int] | None = None
+        self.closed: set[str] = set()  #: the child's output streams read to their end
+        self.deadline: float | None = None
+        #: None while running, then why it was stopped: "interrupted" or "timed out"
+        self.stopped: str | None = None
+        self.ending = False  #: the child has ended; what is left is its output
+        self.to_child, self.from_child = child.to_child, child.from_child
+        self.process = child.process
+        self.conversing = False
         self.started = time.perf_counter()
 
     def begin(self) -> None:
         """Send the request and relay the child's output; the child finds the module."""
         header = {
+            "path": _path(),
             "module": self.request.module,
             "args": None if self.request.args is None else tuple(self.request.args),
             "run_name": self.request.run_name,
@@ -217,10 +310,7 @@ class _Run:
 
     def send(self, number: int) -> None:
         """Send signal `number` to the child's process group (which may be gone already)."""
-        try:
-            os.killpg(self.process.pid, number)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_group(self.process.pid, number)
 
     def wait(self, stdout: Any, stderr: Any) -> tuple[tuple[Any, ...] | None, int]:
         """Relay the child's output until it has ended; its last message and return code.
@@ -290,7 +380,7 @@ def run_in_subprocess(request: _core.Request) -> RunResult:
 
     Errors in finding the module raise here, as they do from `execute`.
     """
-    run = _Run(request)
+    run = _Run(request, _take_child())
     try:
         run.begin()
         # The cell body runs while the child starts.
@@ -299,6 +389,7 @@ def run_in_subprocess(request: _core.Request) -> RunResult:
         message, returncode = run.wait(sys.stdout, sys.stderr)
     finally:
         run.close()
+        _start_spare()  # the next run's process starts while this session goes on
     elapsed = time.perf_counter() - run.started
     if message is not None and message[0] == "not-runnable":
         raise _core.NotRunnable(message[1], missing=message[2])

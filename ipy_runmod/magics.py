@@ -8,6 +8,7 @@ import difflib
 import functools
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -467,6 +468,8 @@ def unload(shell: Any) -> None:
         shell.events.unregister("post_run_cell", _note_imports_after_cell)
     if complete in shell.Completer.custom_matchers:
         shell.Completer.custom_matchers.remove(complete)
+    if "ipy_runmod._subprocess" in sys.modules:  # the process kept for the next run
+        sys.modules["ipy_runmod._subprocess"].discard_spare()
 
 
 __all__ = ["ModuleExit", "RunModMagics", "complete", "load", "unload"]

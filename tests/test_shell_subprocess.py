@@ -32,6 +32,7 @@ MODULES = {
         sys.argv.append("extra")
         changed = True
     """,
+    "env.py": "import os\nseen = (os.environ.get('RUNMOD_SEEN'), os.getcwd())\n",
     "uses.py": """
         total = sum(data) * factor
         data.append("in the child's copy only")
@@ -136,6 +137,27 @@ def test_runs_in_another_process(ip: InteractiveShell, pkg: str) -> None:
     assert isinstance(res["pid"], int) and res["pid"] != os.getpid()
     assert ip.user_ns["pid"] == res["pid"] and res.merged == ("pid",)
     assert gone(res["pid"])
+
+
+def test_each_run_a_fresh_process_started_as_the_session_is_now(
+    ip: InteractiveShell,
+    pkg: str,
+    make_package: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = runmod(ip, f"--subprocess {pkg}.pid -o")["pid"]
+    assert runmod(ip, f"--subprocess {pkg}.pid -o")["pid"] not in (first, os.getpid())
+    # The next run's process may be started ahead: changes since are still what it sees.
+    monkeypatch.setenv("RUNMOD_SEEN", "set after the last run")
+    monkeypatch.chdir(tmp_path)
+    seen = runmod(ip, f"--subprocess {pkg}.env -o")["seen"]
+    assert seen == ("set after the last run", str(tmp_path))
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "rm_later_module.py").write_text("here = True\n")
+    monkeypatch.syspath_prepend(str(later))
+    assert runmod(ip, "--subprocess rm_later_module -o")["here"] is True
 
 
 def test_the_session_is_untouched_by_what_the_module_changes(
