@@ -318,19 +318,16 @@ class _Run:
         Ctrl-C interrupts the child (SIGINT), and kills it when it has not ended after
         `GRACE` seconds or at a second Ctrl-C; the timeout kills it.
         """
-        streams = {"stdout": stdout, "stderr": stderr}
         if self.request.timeout is not None:
             self.deadline = self.started + self.request.timeout
+        # Ended and read to the end: nothing more is posted, but what was may still wait.
         while self.end is None or len(self.closed) < 2:
             try:
                 kind, value = self._next()
-                stream = streams.get(kind)
-                if stream is not None:
-                    stream.write(value)
-                    stream.flush()
-                elif kind == "end":
+                if kind == "end":
                     self.send(signal.SIGKILL)  # whatever the module left in its group
                     self.ending, self.deadline = True, time.perf_counter() + _DRAIN
+                self._write(kind, value, stdout, stderr)
             except queue.Empty:  # the deadline passed
                 if self.ending:
                     break  # output held open by a process that left the group
@@ -346,8 +343,21 @@ class _Run:
                     self.deadline = time.perf_counter() + GRACE
                 else:
                     self.send(signal.SIGKILL)  # a second Ctrl-C: at once
+        while True:
+            try:
+                kind, value = self.events.get_nowait()
+            except queue.Empty:
+                break
+            self._write(kind, value, stdout, stderr)
         assert self.end is not None
         return self.end
+
+    @staticmethod
+    def _write(kind: str, text: Any, stdout: Any, stderr: Any) -> None:
+        stream = stdout if kind == "stdout" else stderr if kind == "stderr" else None
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
 
     def _next(self) -> _Event:
         if self.deadline is None:

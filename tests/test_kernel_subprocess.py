@@ -105,6 +105,14 @@ def test_output_arrives_while_the_module_runs(kernel: Kernel, tmp_path: Path) ->
     assert reply.stdout == "started\ngot go\n"
 
 
+def test_every_write_arrives_in_order(kernel: Kernel) -> None:
+    for _ in range(3):  # a new process, then ones started ahead
+        reply = kernel.execute("%runmod --subprocess kspkg.chatty")
+        assert reply.status == "ok", reply.traceback
+        assert reply.stdout == "".join(f"line {i}\n" for i in range(300))
+        assert reply.stderr == "".join(f"err {i}\n" for i in range(300))
+
+
 def test_module_exception_fails_the_cell_with_its_traceback(kernel: Kernel) -> None:
     reply = kernel.execute("%runmod --subprocess kspkg.fails\nprint('not reached')")
     assert reply.status == "error"

@@ -80,6 +80,12 @@ MODULES = {
             got = fifo.read()
         print("got", got)
     """,
+    "chatty.py": """
+        import sys
+        for i in range(300):
+            print("line", i, flush=True)
+            print("err", i, file=sys.stderr)
+    """,
     "aio.py": """
         import asyncio, sys
 
@@ -258,6 +264,16 @@ def test_streams_reach_the_session_while_the_module_runs(
     res = runmod(ip, f"--subprocess --timeout 60 {pkg}.live -o -- {fifo}")
     assert res.ok, res.exception
     assert stdout.text == "started\ngot go\n"
+
+
+def test_every_write_reaches_the_session_in_order(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    for _ in range(3):  # a new process, then ones started ahead
+        assert runmod(ip, f"--subprocess {pkg}.chatty -o").ok
+        out = capsys.readouterr()
+        assert out.out == "".join(f"line {i}\n" for i in range(300))
+        assert out.err == "".join(f"err {i}\n" for i in range(300))
 
 
 def test_module_exception_fails_with_its_traceback(
