@@ -97,6 +97,9 @@ def main(read_fd: int, write_fd: int) -> None:
             keep_state=header["keep_state"],
         )
         try:
+            if header["which"]:
+                _send(writer, ("plan", _core.plan(request)))
+                return
             target = _core._find(request)
         except _core.NotRunnable as e:
             _send(writer, ("not-runnable", str(e), e.missing))

@@ -635,7 +635,14 @@ class Plan:
 
 
 def plan(request: Request) -> Plan:
-    """Find the module as `execute` would (importing its parent packages), running nothing."""
+    """Find the module as `execute` would (importing its parent packages), running nothing.
+
+    With `request.subprocess`, it is found in the fresh process the run would have.
+    """
+    if request.subprocess:
+        from ._subprocess import plan_in_subprocess
+
+        return plan_in_subprocess(request)
     target = _find(request)
     loader = target.spec.loader
     args = sys.argv[1:] if request.args is None else request.args

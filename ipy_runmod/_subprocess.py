@@ -42,7 +42,7 @@ from typing import IO, Any
 from . import _core
 from ._result import ProcessEnded, RunResult, _exception_from, format_seconds
 
-__all__ = ["GRACE", "run_in_subprocess"]
+__all__ = ["GRACE", "discard_spare", "plan_in_subprocess", "run_in_subprocess"]
 
 #: Seconds an interrupted run has to stop before its process is killed.
 GRACE = 2.0
@@ -248,9 +248,13 @@ class _Run:
         self.conversing = False
         self.started = time.perf_counter()
 
-    def begin(self) -> None:
-        """Send the request and relay the child's output; the child finds the module."""
+    def begin(self, which: bool) -> None:
+        """Send the request and relay the child's output; the child finds the module.
+
+        With `which`, the child only says what would run (a `Plan`), and ends.
+        """
         header = {
+            "which": which,
             "path": _path(),
             "module": self.request.module,
             "args": None if self.request.args is None else tuple(self.request.args),
@@ -312,8 +316,8 @@ class _Run:
         """Send signal `number` to the child's process group (which may be gone already)."""
         _kill_group(self.process.pid, number)
 
-    def wait(self, stdout: Any, stderr: Any) -> tuple[tuple[Any, ...] | None, int]:
-        """Relay the child's output until it has ended; its last message and return code.
+    def wait(self, stdout: Any, stderr: Any) -> tuple[Any, ...] | None:
+        """Relay the child's output until it has ended; its last message, if any.
 
         Ctrl-C interrupts the child (SIGINT), and kills it when it has not ended after
         `GRACE` seconds or at a second Ctrl-C; the timeout kills it.
@@ -350,7 +354,7 @@ class _Run:
                 break
             self._write(kind, value, stdout, stderr)
         assert self.end is not None
-        return self.end
+        return self.end[0]
 
     @staticmethod
     def _write(kind: str, text: Any, stdout: Any, stderr: Any) -> None:
@@ -390,36 +394,12 @@ def run_in_subprocess(request: _core.Request) -> RunResult:
 
     Errors in finding the module raise here, as they do from `execute`.
     """
-    run = _Run(request, _take_child())
-    try:
-        run.begin()
-        # The cell body runs while the child starts.
-        parameters = request.parameters() if callable(request.parameters) else request.parameters
-        run.start(parameters or {})
-        message, returncode = run.wait(sys.stdout, sys.stderr)
-    finally:
-        run.close()
-        _start_spare()  # the next run's process starts while this session goes on
-    elapsed = time.perf_counter() - run.started
-    if message is not None and message[0] == "not-runnable":
-        raise _core.NotRunnable(message[1], missing=message[2])
-    if message is not None and message[0] == "error":
-        raise _with_text(_exception_from(message[1]), message[2])
+    run, message = _serve(request, which=False)
     if message is not None and message[0] == "result":
         result: RunResult = pickle.loads(message[1])
         if result.exception is not None and message[2] is not None:
             _with_text(result.exception, message[2])
         return result
-    if run.stopped == "interrupted":
-        exception: BaseException = KeyboardInterrupt()
-    elif run.stopped == "timed out":
-        assert request.timeout is not None
-        exception = ProcessEnded(
-            f"{request.module} did not finish within {format_seconds(request.timeout)} "
-            "(--timeout); its process was killed",
-        )
-    else:
-        exception = _how_it_ended(request.module, returncode)
     return RunResult(
         module=request.module,
         run_name=request.run_name or request.module,
@@ -427,10 +407,58 @@ def run_in_subprocess(request: _core.Request) -> RunResult:
         argv=None,
         globals={},
         bound=(),
-        elapsed=elapsed,
+        elapsed=time.perf_counter() - run.started,
         cpu_time=0.0,
-        exception=exception,
+        exception=_why_it_ended(run),
     )
+
+
+def plan_in_subprocess(request: _core.Request) -> _core.Plan:
+    """What would run in the fresh process (`--which`): found there, run nowhere."""
+    run, message = _serve(request, which=True)
+    if message is not None and message[0] == "plan":
+        plan: _core.Plan = message[1]
+        return plan
+    raise _why_it_ended(run)
+
+
+def _serve(request: _core.Request, which: bool) -> tuple[_Run, tuple[Any, ...] | None]:
+    """Have a child serve `request`: the run, and the child's last message.
+
+    Raises what finding the module raised there (`NotRunnable`, a parent package's error).
+    """
+    run = _Run(request, _take_child())
+    try:
+        run.begin(which)
+        parameters = None
+        if not which:  # the cell body runs while the child starts
+            given = request.parameters
+            parameters = given() if callable(given) else given
+        run.start(parameters or {})
+        message = run.wait(sys.stdout, sys.stderr)
+    finally:
+        run.close()
+        _start_spare()  # the next run's process starts while this session goes on
+    if message is not None and message[0] == "not-runnable":
+        raise _core.NotRunnable(message[1], missing=message[2])
+    if message is not None and message[0] == "error":
+        raise _with_text(_exception_from(message[1]), message[2])
+    return run, message
+
+
+def _why_it_ended(run: _Run) -> BaseException:
+    """For a child that sent no result: how it ended, as the exception a cell shows."""
+    request = run.request
+    if run.stopped == "interrupted":
+        return KeyboardInterrupt()
+    if run.stopped == "timed out":
+        assert request.timeout is not None
+        return ProcessEnded(
+            f"{request.module} did not finish within {format_seconds(request.timeout)} "
+            "(--timeout); its process was killed",
+        )
+    assert run.end is not None
+    return _how_it_ended(request.module, run.end[1])
 
 
 def _with_text(exc: BaseException, text: str) -> BaseException:

@@ -368,6 +368,16 @@ def test_asyncio_run_and_exit_like_python_m(
     assert out.err == python_m.stderr == "to stderr\n"
 
 
+def test_which_finds_the_module_in_the_fresh_process(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    plan = runmod(ip, f"--subprocess {pkg}.helper --which -o --main -- a")
+    assert plan.target == f"{pkg}.helper" and plan.run_name == "__main__"
+    assert plan.argv is not None and plan.argv[1:] == ["a"]
+    assert f"{pkg}.helper" in capsys.readouterr().out
+    assert pkg not in sys.modules  # its parent package was imported there, not here
+
+
 def test_usage_errors(ip: InteractiveShell, pkg: str) -> None:
     with pytest.raises(UsageError, match="--timeout applies to --subprocess runs only"):
         runmod(ip, f"{pkg}.pid --timeout 3")
