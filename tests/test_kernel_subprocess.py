@@ -98,9 +98,16 @@ def test_output_arrives_while_the_module_runs(kernel: Kernel, tmp_path: Path) ->
             with open(fifo, "w") as f:
                 f.write("go")
 
-    reply = kernel.execute(
-        f"%runmod --subprocess --timeout 60 kspkg.live -- {fifo}", on_stdout=answer
-    )
+    # Python's streams are unbuffered only if asked: the child makes its own so, not this.
+    code = f"""
+_unbuffered = os.environ.pop("PYTHONUNBUFFERED", None)
+try:
+    %runmod --subprocess --timeout 20 kspkg.live -- {fifo}
+finally:
+    if _unbuffered is not None:
+        os.environ["PYTHONUNBUFFERED"] = _unbuffered
+"""
+    reply = kernel.execute(code, on_stdout=answer)
     assert reply.status == "ok", reply.traceback
     assert reply.stdout == "started\ngot go\n"
 

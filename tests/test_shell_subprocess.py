@@ -75,7 +75,7 @@ MODULES = {
     """,
     "live.py": """
         import sys
-        print("started", flush=True)
+        print("started")  # not flushed: under python -m into a pipe it would wait in a buffer
         with open(sys.argv[1]) as fifo:
             got = fifo.read()
         print("got", got)
@@ -261,7 +261,8 @@ def test_streams_reach_the_session_while_the_module_runs(
 
     stdout = _Watching(answer)
     monkeypatch.setattr(sys, "stdout", stdout)
-    res = runmod(ip, f"--subprocess --timeout 60 {pkg}.live -o -- {fifo}")
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the child makes its own unbuffered
+    res = runmod(ip, f"--subprocess --timeout 20 {pkg}.live -o -- {fifo}")
     assert res.ok, res.exception
     assert stdout.text == "started\ngot go\n"
 
