@@ -14,6 +14,10 @@ Ctrl-C here sends SIGINT to the child's group and kills it if it has not ended a
 `GRACE` seconds; `timeout` kills it; and whatever happens, the group is killed and the
 child reaped before this returns: no process is left behind.
 
+A run ends by starting the process for the next one, so that the next run does not wait
+for Python to start: it is used only if the working directory and environment are still
+those it was started with, and it gets `sys.path` with the request.
+
 The standard library's `subprocess` does it: `multiprocessing` would start its child
 through its own bootstrap (spawn: an unpickled `Process`; fork: a copy of the session,
 the very state the run is meant not to touch) and gives no handle on the child's own

@@ -211,13 +211,13 @@ class RunModMagics(Magics):
     @argument(
         "--subprocess",
         action="store_true",
-        help="Run in a fresh Python process; the variables the module uses go in by pickle.",
+        help="Run in a fresh Python process; variables go by pickle.",
     )
     @argument(
         "--timeout",
         metavar="SECONDS",
         type=float,
-        help="With --subprocess: end a run that takes longer, as a failed run.",
+        help="With --subprocess: fail a run that takes longer.",
     )
     @no_var_expand  # done by _expand, which copies the namespace only when it must
     @needs_local_scope
@@ -236,11 +236,7 @@ class RunModMagics(Magics):
         Options go before or after MODULE; the module's own arguments after `--`.
         Words are split like a shell; {expr} and $name are expanded from the notebook.
         In the cell form, the names the body binds are given to the module, for this
-        run only. With --subprocess the module runs in a fresh Python process (this
-        interpreter, sys.path and working directory): the notebook variables its code
-        names go in by pickle, its result comes back, and a crash, os._exit or
-        --timeout fails the cell, never the kernel.
-        Settings: %config RunModMagics (a flag on the line wins).
+        run only. Settings: %config RunModMagics (a flag on the line wins).
         The manual, with every rule: the README of ipy_runmod.
 
         Examples:
@@ -252,8 +248,6 @@ class RunModMagics(Magics):
 
             %%runmod pkg.sweep -o
             alpha = 0.5
-
-            %runmod --subprocess --timeout 60 pkg.crashy --merge
         """
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         assert self.shell is not None
