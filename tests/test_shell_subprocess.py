@@ -166,6 +166,26 @@ def test_each_run_a_fresh_process_started_as_the_session_is_now(
     assert runmod(ip, "--subprocess rm_later_module -o")["here"] is True
 
 
+def test_the_process_kept_for_the_next_run_ends_with_the_extension(
+    ip: InteractiveShell, pkg: str
+) -> None:
+    from ipy_runmod import _subprocess
+
+    runmod(ip, f"--subprocess {pkg}.pid")
+    spare = _subprocess._spare
+    assert spare is not None and not gone(spare.process.pid)
+    spare.process.kill()  # killed from outside: the next run starts another
+    spare.process.wait()
+    assert runmod(ip, f"--subprocess {pkg}.pid -o")["pid"] != spare.process.pid
+    spare = _subprocess._spare
+    assert spare is not None
+    ip.run_line_magic("unload_ext", "ipy_runmod")
+    try:
+        assert _subprocess._spare is None and gone(spare.process.pid)
+    finally:
+        ip.run_line_magic("load_ext", "ipy_runmod")
+
+
 def test_the_session_is_untouched_by_what_the_module_changes(
     ip: InteractiveShell, pkg: str
 ) -> None:
