@@ -55,6 +55,13 @@ MODULES = {
         after = 2
     """,
     "exits.py": "import sys\nbound_before_exit = True\nsys.exit(2)\n",
+    "own_error.py": """
+        class StepError(Exception):
+            pass
+        def step():
+            raise StepError("step 3 failed")
+        step()
+    """,
     "dies.py": """
         import ctypes, os, signal, sys
         how = sys.argv[1]
@@ -265,6 +272,11 @@ def test_cell_parameters_go_in_the_same_way(ip: InteractiveShell, pkg: str) -> N
     result = ip.run_cell(f"%%runmod --subprocess {pkg}.uses --merge\nfactor = 100")
     assert result.success, result.error_in_exec
     assert ip.user_ns["total"] == 300 and ip.user_ns["factor"] == 3
+    # A parameter that does not pickle is left out, as a variable is.
+    result = ip.run_cell(
+        f"%%runmod --subprocess {pkg}.uses_lock\nimport threading\nlock = threading.Lock()"
+    )
+    assert isinstance(result.error_in_exec, NameError)
 
 
 def test_streams_reach_the_session_while_the_module_runs(
@@ -306,6 +318,18 @@ def test_module_exception_fails_with_its_traceback(
     assert "fails.py" in out and "inner()" in out and "ValueError: bad value" in out
     assert "_child.py" not in out and "_core.py" not in out
     assert ip.user_ns["before"] == 1  # bound before the failure, merged as in-process
+
+
+def test_an_exception_of_a_class_the_module_defined_comes_as_text(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    result = ip.run_cell(f"%runmod --subprocess {pkg}.own_error")
+    error = result.error_in_exec
+    assert isinstance(error, ipy_runmod.UnpicklableError)
+    assert (error.type_name, error.message) == (f"{pkg}.own_error.StepError", "step 3 failed")
+    out = capsys.readouterr().out
+    assert "own_error.py" in out and "step()" in out
+    assert out.strip().splitlines()[-1] == f"{pkg}.own_error.StepError: step 3 failed"
 
 
 @pytest.mark.parametrize(
