@@ -247,6 +247,8 @@ class _Run:
         #: None while running, then why it was stopped: "interrupted" or "timed out"
         self.stopped: str | None = None
         self.ending = False  #: the child has ended; what is left is its output
+        self.streams: dict[str, Any] = {}  #: where the child's stdout and stderr go
+        self.unflushed: set[str] = set()  #: the streams written to since their last flush
         self.to_child, self.from_child = child.to_child, child.from_child
         self.process = child.process
         self.conversing = False
@@ -326,6 +328,7 @@ class _Run:
         Ctrl-C interrupts the child (SIGINT), and kills it when it has not ended after
         `GRACE` seconds or at a second Ctrl-C; the timeout kills it.
         """
+        self.streams = {"stdout": stdout, "stderr": stderr}
         if self.request.timeout is not None:
             self.deadline = self.started + self.request.timeout
         # Ended and read to the end: nothing more is posted, but what was may still wait.
@@ -335,7 +338,7 @@ class _Run:
                 if kind == "end":
                     self.send(signal.SIGKILL)  # whatever the module left in its group
                     self.ending, self.deadline = True, time.perf_counter() + _DRAIN
-                self._write(kind, value, stdout, stderr)
+                self._write(kind, value)
             except queue.Empty:  # the deadline passed
                 if self.ending:
                     break  # output held open by a process that left the group
@@ -356,18 +359,26 @@ class _Run:
                 kind, value = self.events.get_nowait()
             except queue.Empty:
                 break
-            self._write(kind, value, stdout, stderr)
+            self._write(kind, value)
+        self._flush()
         assert self.end is not None
         return self.end[0]
 
-    @staticmethod
-    def _write(kind: str, text: Any, stdout: Any, stderr: Any) -> None:
-        stream = stdout if kind == "stdout" else stderr if kind == "stderr" else None
+    def _write(self, kind: str, text: Any) -> None:
+        stream = self.streams.get(kind)
         if stream is not None:
             stream.write(text)
-            stream.flush()
+            self.unflushed.add(kind)
+
+    def _flush(self) -> None:
+        """Flush what was written: once what has arrived is written, not at every write
+        (a kernel's stream waits for its I/O thread at each flush)."""
+        while self.unflushed:
+            self.streams[self.unflushed.pop()].flush()
 
     def _next(self) -> _Event:
+        if self.unflushed and self.events.empty():
+            self._flush()
         if self.deadline is None:
             return self.events.get()
         return self.events.get(timeout=max(0.0, self.deadline - time.perf_counter()))
