@@ -22,6 +22,10 @@ MODULES = {
     "__init__.py": "",
     "helper.py": "factor = 10\n",
     "pid.py": "import os\npid = os.getpid()\n",
+    "interpreter.py": """
+        import os, sys
+        seen = (sys.executable, "IPython" in sys.modules, os.getcwd(), list(sys.path))
+    """,
     "changes.py": """
         import os, signal, sys
         from . import helper
@@ -150,6 +154,15 @@ def test_runs_in_another_process(ip: InteractiveShell, pkg: str) -> None:
     assert isinstance(res["pid"], int) and res["pid"] != os.getpid()
     assert ip.user_ns["pid"] == res["pid"] and res.merged == ("pid",)
     assert gone(res["pid"])
+
+
+def test_this_interpreter_sys_path_and_directory_and_no_ipython(
+    ip: InteractiveShell, pkg: str
+) -> None:
+    executable, ipython, cwd, path = runmod(ip, f"--subprocess {pkg}.interpreter -o")["seen"]
+    assert (executable, ipython, cwd) == (sys.executable, False, os.getcwd())
+    # As in-process, the working directory is first while the module runs.
+    assert [p for p in path if p != cwd] == [p for p in sys.path if p != cwd]
 
 
 def test_each_run_a_fresh_process_started_as_the_session_is_now(
