@@ -10,6 +10,7 @@ import __future__
 import fnmatch
 import functools
 import importlib.util
+import math
 import operator
 import pkgutil
 import sys
@@ -328,7 +329,7 @@ class Request:
             )
         if self.timeout is not None and not self.subprocess:
             raise InvalidRequest("--timeout applies to --subprocess runs only")
-        if self.timeout is not None and not self.timeout > 0:
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
             raise InvalidRequest(
                 f"--timeout must be a positive number of seconds, not {self.timeout}"
             )

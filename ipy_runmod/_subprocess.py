@@ -381,7 +381,8 @@ class _Run:
             self._flush()
         if self.deadline is None:
             return self.events.get()
-        return self.events.get(timeout=max(0.0, self.deadline - time.perf_counter()))
+        remaining = self.deadline - time.perf_counter()
+        return self.events.get(timeout=min(max(0.0, remaining), threading.TIMEOUT_MAX))
 
     def close(self) -> None:
         """Kill the group and reap the child, whatever state they are in.

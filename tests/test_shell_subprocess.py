@@ -439,7 +439,11 @@ def test_which_finds_the_module_in_the_fresh_process(
 def test_usage_errors(ip: InteractiveShell, pkg: str) -> None:
     with pytest.raises(UsageError, match="--timeout applies to --subprocess runs only"):
         runmod(ip, f"{pkg}.pid --timeout 3")
-    with pytest.raises(UsageError, match="positive number of seconds"):
-        runmod(ip, f"{pkg}.pid --subprocess --timeout 0")
+    for bad in ("0", "-1", "inf", "nan"):
+        with pytest.raises(UsageError, match="positive number of seconds"):
+            runmod(ip, f"{pkg}.pid --subprocess --timeout {bad}")
+    with pytest.raises(UsageError, match="invalid float value: 'soon'"):
+        runmod(ip, f"{pkg}.pid --subprocess --timeout soon")
+    assert runmod(ip, f"{pkg}.pid --subprocess --timeout 1e300 -o").ok
     with pytest.raises(UsageError, match=f"No module named '{pkg}.pidd'; did you mean '{pkg}.pid'"):
         runmod(ip, f"--subprocess {pkg}.pidd")
