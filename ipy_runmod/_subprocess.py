@@ -268,8 +268,11 @@ class _Run:
             "alter_sys": self.request.alter_sys,
             "keep_state": self.request.keep_state,
         }
-        # A few hundred bytes, which the pipe takes at once.
-        os.write(self.to_child, pickle.dumps(header))
+        try:
+            with open(self.to_child, "wb", closefd=False) as request:
+                request.write(pickle.dumps(header))
+        except BrokenPipeError:
+            pass  # the process is gone: how it ended is what the run reports
         encoding = _stream_encoding()
         pipes = {"stdout": self.process.stdout, "stderr": self.process.stderr}
         self.process.stdout = self.process.stderr = None  # each relay closes its own
