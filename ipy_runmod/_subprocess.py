@@ -53,6 +53,10 @@ GRACE = 2.0
 #: Seconds to wait, once the process has ended, for output its leftovers still hold open.
 _DRAIN = 1.0
 
+#: The longest single wait for the child, in seconds: a longer `--timeout` (1e300) is
+#: waited for in several, each within what every platform's lock can wait.
+_LONGEST_WAIT = 3600.0
+
 _Event = tuple[str, Any]
 
 
@@ -342,7 +346,10 @@ class _Run:
                     self.send(signal.SIGKILL)  # whatever the module left in its group
                     self.ending, self.deadline = True, time.perf_counter() + _DRAIN
                 self._write(kind, value)
-            except queue.Empty:  # the deadline passed
+            except queue.Empty:
+                assert self.deadline is not None
+                if time.perf_counter() < self.deadline:
+                    continue  # a wait cut short to `_LONGEST_WAIT`
                 if self.ending:
                     break  # output held open by a process that left the group
                 self.stopped = self.stopped or "timed out"
@@ -385,7 +392,7 @@ class _Run:
         if self.deadline is None:
             return self.events.get()
         remaining = self.deadline - time.perf_counter()
-        return self.events.get(timeout=min(max(0.0, remaining), threading.TIMEOUT_MAX))
+        return self.events.get(timeout=min(max(0.0, remaining), _LONGEST_WAIT))
 
     def close(self) -> None:
         """Kill the group and reap the child, whatever state they are in.
