@@ -1,4 +1,4 @@
-"""How fast is `%runmod`? Side by side with runpy, `%run -m` and a bare `exec`, in one process.
+"""How fast is `%runmod`? Side by side with runpy, `%run -m`, a bare `exec` and `python -m`.
 
     python benchmarks/run.py [--rounds N] [--only WORD]
 
@@ -26,6 +26,7 @@ import os
 import runpy
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
 import ipy_runmod
 from ipy_runmod._result import format_seconds
+from ipy_runmod._subprocess import discard_spare
 
 #: Package whose modules have up-to-date .pyc files; the other one never has any.
 PYC, SRC = "rmbench_pyc", "rmbench_src"
@@ -139,9 +141,12 @@ def as_fresh(mod_name: str, run: Callable[[], object]) -> Callable[[], object]:
 
 
 def timed_rounds(
-    contenders: Sequence[Callable[[], object]], rounds: int, warmup: int = 3
+    contenders: Sequence[Callable[[], object]], rounds: int, warmup: int = 3, pause: float = 0.0
 ) -> list[list[float]]:
-    """Seconds per call of each contender in each round; calls interleaved in a round."""
+    """Seconds per call of each contender in each round; calls interleaved in a round.
+
+    `pause`: seconds of rest after each call, untimed (as between a user's cells).
+    """
     for _ in range(warmup):
         for run in contenders:
             run()
@@ -156,6 +161,8 @@ def timed_rounds(
             start = clock()
             run()
             times[i].append(clock() - start)
+            if pause:
+                time.sleep(pause)
     return times
 
 
@@ -370,7 +377,61 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             per=USER_MODULES,
         )
 
-    cases: dict[str, Callable[[], Row]] = {
+    def trivial_in_a_subprocess() -> list[Row]:
+        python_m = [sys.executable, "-m", trivial]
+        root = str(sys.path[0])  # the packages' directory: python -m finds them from there
+        ours_run = cell(shell, "runmod", f"--subprocess {trivial}")
+
+        def first_of_a_session() -> None:
+            discard_spare()  # no process started ahead (costs a kill and a wait, ~1 ms)
+            ours_run()
+
+        fresh, in_process, ours, cold = (
+            statistics.median(times)
+            for times in timed_rounds(
+                [
+                    lambda: subprocess.run(python_m, cwd=root, check=True),
+                    cell(shell, "runmod", trivial),
+                    ours_run,
+                    first_of_a_session,
+                ],
+                max(rounds // 20, 5),
+                warmup=2,
+                # Between a user's cells, the next run's process is started and ready.
+                pause=0.3,
+            )
+        )
+        return [
+            Row(
+                "trivial module, --subprocess",
+                "!python -m",
+                fresh,
+                ours,
+                "<= 1.0x",
+                ours <= fresh,
+                ratio=ours / fresh,
+            ),
+            Row(
+                "same, first run of a session",
+                "!python -m",
+                fresh,
+                cold,
+                "(for scale)",
+                True,
+                ratio=cold / fresh,
+            ),
+            Row(
+                "same",
+                "in-process %runmod",
+                in_process,
+                ours,
+                "(for scale)",
+                True,
+                ratio=ours / in_process,
+            ),
+        ]
+
+    cases: dict[str, Callable[[], Row | list[Row]]] = {
         "runpy trivial": trivial_vs_runpy,
         "run-m trivial": trivial_vs_run_m,
         "functions floor": big_vs_exec,
@@ -379,6 +440,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         "reload users": user_modules,
         "namespace": big_namespace,
         "memory": lambda: memory_case(shell, limit=1024 * 1024),
+        "subprocess trivial": trivial_in_a_subprocess,
     }
     chosen = [case for key, case in cases.items() if only is None or only in key]
     if not chosen:
@@ -392,7 +454,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
     )
     rows: list[Row] = []
     for case in chosen:
-        rows.append(case())
+        made = case()
+        rows.extend(made if isinstance(made, list) else [made])
         gc.collect()
     print_table(rows)
     failed = [row.case for row in rows if not row.ok]

@@ -20,7 +20,7 @@ from ._core import (
     run,
     run_module,
 )
-from ._result import ModuleExit, RunResult, UnpicklableError
+from ._result import ModuleExit, ProcessEnded, RunResult, UnpicklableError
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "ModuleExit",
     "NotRunnable",
     "Plan",
+    "ProcessEnded",
     "Request",
     "RunResult",
     "UnpicklableError",

@@ -10,6 +10,7 @@ import __future__
 import fnmatch
 import functools
 import importlib.util
+import math
 import operator
 import os
 import pkgutil
@@ -212,6 +213,8 @@ def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
 def has_main_guard(spec: ModuleSpec) -> bool:
     """Whether the module's top level compares `__name__` with "__main__": the code of
     an `if __name__ == "__main__":` block, which runs only under that run name."""
+    if spec.loader is None:
+        return False  # a stand-in spec, from a process that ended before telling
     try:
         code = get_code(spec.name, spec)
     except (ImportError, SyntaxError):
@@ -381,6 +384,8 @@ class Request:
     user modules whose source changed since they were imported, so that the run imports
     them afresh; `report` receives the pipeline's one-line messages ("Reloaded: ...");
     `runner` runs the module's code in place of `exec` (say, under a profiler).
+    `subprocess` runs the module in a fresh Python process instead (`reload` is moot
+    there), ended after `timeout` seconds when given; see `_subprocess`.
     `protect` runs the module as `python -m` would (the working directory first on
     sys.path, no asyncio loop running) and puts the session back afterwards: its
     streams, hooks, signal handlers and asyncio loop; with `keep_state` false, also the
@@ -407,12 +412,20 @@ class Request:
     report: Callable[[str], None] | None = None
     runpy_warning: bool = False
     runner: Runner = exec
+    subprocess: bool = False
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.args and not self.alter_sys:
             raise InvalidRequest(
                 "module arguments are passed in sys.argv, which --no-alter-sys "
                 "(alter_sys=False) leaves alone"
+            )
+        if self.timeout is not None and not self.subprocess:
+            raise InvalidRequest("--timeout applies to --subprocess runs only")
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
+            raise InvalidRequest(
+                f"--timeout must be a positive number of seconds, not {self.timeout}"
             )
 
 
@@ -425,17 +438,13 @@ def execute(request: Request) -> RunResult:
     finding the module (`NotRunnable`, an error from a parent package's `__init__`), in
     refreshing modules or in working out the parameters raise before anything runs.
     """
-    reloaded = refresh_changed() if request.reload else []
-    # The module about to run is read afresh anyway: not news.
-    news = [name for name in reloaded if name not in (request.module, f"{request.module}.__main__")]
-    if news and request.report is not None:
-        request.report(f"Reloaded: {', '.join(news)}")
-    parameters = request.parameters() if callable(request.parameters) else request.parameters
-    try:
-        result = _run_here(request, parameters or {})
-    finally:
-        note_imports()  # what the run imported, with its source as it is now
-    result.reloaded = tuple(reloaded)
+    if request.subprocess:
+        from ._subprocess import run_in_subprocess  # its machinery only when asked for
+
+        result = run_in_subprocess(request)
+        _remember(result)
+    else:
+        result = _execute_here(request)
     if request.merge_into is not None:
         merge_into(
             request.merge_into,
@@ -447,15 +456,37 @@ def execute(request: Request) -> RunResult:
     return result
 
 
+def _execute_here(request: Request, target: Target | None = None) -> RunResult:
+    """Refresh, parameters and run, in this process (`target`: the module, found already)."""
+    reloaded = refresh_changed() if request.reload else []
+    # The module about to run is read afresh anyway: not news.
+    news = [name for name in reloaded if name not in (request.module, f"{request.module}.__main__")]
+    if news and request.report is not None:
+        request.report(f"Reloaded: {', '.join(news)}")
+    parameters = request.parameters() if callable(request.parameters) else request.parameters
+    try:
+        result = _run_here(request, parameters or {}, target)
+    finally:
+        note_imports()  # what the run imported, with its source as it is now
+    result.reloaded = tuple(reloaded)
+    return result
+
+
+def _remember(result: RunResult) -> None:
+    global _last
+    _last = result
+
+
 def _nothing(name: str) -> bool:
     """No name is skipped: `merge_into`'s default."""
     return False
 
 
-def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
+def _run_here(
+    request: Request, parameters: Mapping[str, Any], target: Target | None = None
+) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
-    global _last
-    target = _find(request)
+    target = target or _find(request)
     # A previous run's module, left registered, is replaced: in a session nothing was
     # imported; runpy, which knows no such thing, warns all the same.
     if target.imported and (request.runpy_warning or not target.rerun):
@@ -550,7 +581,7 @@ def _run_here(request: Request, parameters: Mapping[str, Any]) -> RunResult:
         cpu_time=cpu,
         exception=exception,
     )
-    _last = result
+    _remember(result)
     return result
 
 
@@ -773,7 +804,14 @@ class Plan:
 
 
 def plan(request: Request) -> Plan:
-    """Find the module as `execute` would (importing its parent packages), running nothing."""
+    """Find the module as `execute` would (importing its parent packages), running nothing.
+
+    With `request.subprocess`, it is found in the fresh process the run would have.
+    """
+    if request.subprocess:
+        from ._subprocess import plan_in_subprocess
+
+        return plan_in_subprocess(request)
     target = _find(request)
     loader = target.spec.loader
     args = sys.argv[1:] if request.args is None else request.args

@@ -172,6 +172,25 @@ class ModuleExit(Exception):
         return [f"{type(self).__name__}: {self}"]
 
 
+class ProcessEnded(Exception):
+    """The process of a `--subprocess` run ended before the run did.
+
+    Killed by a signal (a segfault, SIGKILL), `os._exit`, or `--timeout`: there is no
+    result to report, so the cell fails with one line saying how the process ended.
+    `returncode` is the process's, as `subprocess` gives it (negative: the signal).
+    """
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message, returncode)
+        self.returncode = returncode
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 def format_seconds(seconds: float) -> str:
     """A duration as people read it: `48.2 µs`, `3.1 ms`, `2.50 s`."""
     if seconds < 1e-3:

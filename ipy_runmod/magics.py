@@ -268,6 +268,9 @@ def _split(line: str) -> _Line:
 def _check_profile_and_debug(ns: argparse.Namespace) -> None:
     if ns.profile and ns.debug:
         raise UsageError("-p and -d cannot be combined; give one of them")
+    if ns.subprocess and (ns.profile or ns.debug):
+        flag = "-p" if ns.profile else "-d"
+        raise UsageError(f"{flag} works in this process: it does not go with --subprocess")
     given = [flag for dest, flag in _PROFILE_ONLY.items() if getattr(ns, dest)]
     if given and not ns.profile:
         raise UsageError(f"{given[0]} is a profiler option: it goes with -p")
@@ -502,6 +505,18 @@ class RunModMagics(Magics):
         action="store_true",
         help="Leave *, ?, [ and ~ in module arguments as typed.",
     )
+    @argument_group("Where it runs")
+    @argument(
+        "--subprocess",
+        action="store_true",
+        help="Run in a fresh Python process; variables go by pickle.",
+    )
+    @argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        help="With --subprocess: fail a run that takes longer.",
+    )
     @no_var_expand  # done by _expand, which copies the namespace only when it must
     @needs_local_scope
     @line_cell_magic
@@ -621,6 +636,8 @@ class RunModMagics(Magics):
             exclude=exclude,
             skip=self._is_ipython_name,
             report=print,
+            subprocess=opts.subprocess,
+            timeout=opts.timeout,
         )
 
     def _debugger(self, breakpoint: str | None, request: _core.Request) -> _core.Runner:
@@ -868,6 +885,8 @@ def unload(shell: Any) -> None:
         shell.events.unregister("post_run_cell", _after_cell)
     if complete in shell.Completer.custom_matchers:
         shell.Completer.custom_matchers.remove(complete)
+    if "ipy_runmod._subprocess" in sys.modules:  # the process kept for the next run
+        sys.modules["ipy_runmod._subprocess"].discard_spare()
 
 
 __all__ = ["ModuleExit", "RunModMagics", "complete", "load", "unload"]

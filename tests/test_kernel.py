@@ -1,5 +1,5 @@
 """What only a real kernel shows: reply status of failing cells, argv, completion,
-interrupts, and the session going on. Every kernel test of the suite is here."""
+interrupts, and the session going on. (`--subprocess` runs: test_kernel_subprocess.py.)"""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Modules for `notebooks/subprocess.ipynb`: runs in a process of their own (`--subprocess`)."""
