@@ -285,8 +285,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             as_fresh(trivial, lambda: runpy.run_module(trivial)),
             cell(shell, "runmod", trivial),
             rounds=rounds,
-            max_ratio=1.2,
-            target="<= 1.2x",
+            max_ratio=1.0,
+            target="<= 1.0x",
         )
 
     def trivial_vs_run_m() -> Row:
@@ -296,8 +296,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             as_fresh(trivial, cell(shell, "run", f"-m {trivial}")),
             cell(shell, "runmod", trivial),
             rounds=rounds,
-            max_ratio=0.6,
-            target="<= 0.6x",
+            max_ratio=0.4,
+            target="<= 0.4x",
         )
 
     def big_vs_exec() -> Row:
@@ -310,8 +310,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             lambda: exec(code, {"__name__": big}),
             cell(shell, "runmod", big),
             rounds=rounds,
-            max_ratio=1.3,
-            target="<= 1.3x",
+            max_ratio=1.1,
+            target="<= 1.1x",
         )
 
     def big_without_bytecode() -> Row:
@@ -321,8 +321,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
             as_fresh(big_src, lambda: runpy.run_module(big_src)),
             cell(shell, "runmod", big_src),
             rounds=max(rounds // 40, 5),
-            max_ratio=1 / 30,
-            target=">= 30x faster",
+            max_ratio=1 / 50,
+            target=">= 50x faster",
         )
         spec = importlib.util.find_spec(big_src)
         assert spec is not None and spec.origin is not None
@@ -340,8 +340,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
                 as_fresh(trivial, lambda: runpy.run_module(trivial, init_globals=namespace)),
                 cell(shell, "runmod", trivial),
                 rounds=max(rounds // 25, 5),
-                max_ratio=1.5,
-                target="<= 1.5x",
+                max_ratio=1.1,
+                target="<= 1.1x",
             )
         finally:
             for name in names:
