@@ -232,34 +232,42 @@ def _lookup(module: object, qualname: str) -> object:
 
 
 class _Pickler(pickle.Pickler):
-    """Pickle, but for the classes and functions a run defined.
+    """Pickle that never imports a module, and refuses the classes and functions a run defined.
 
-    A class or function the run defined is refused: it would be pickled by reference to
-    the run's module, which is in this process's sys.modules at best (a run under the
-    module's own name stays registered), and which loading the result elsewhere would
-    import, running the module's code there. A fresh import's objects are not the run's
-    either.
+    Plain pickle saves a class or function by reference, and to check the reference it
+    imports the module named: a module not imported here (say, one a `--no-alter-sys`
+    run defined things in) would have its code run, in this process, by pickling. Here a
+    class or function is pickled only when its module is in sys.modules already and holds
+    it there. One the run defined is refused too: the run's module is in this process's
+    sys.modules at best (a run under the module's own name stays registered), and loading
+    the pickle elsewhere would import it, running the module's code there; a fresh
+    import's objects are not the run's either.
     """
 
-    def __init__(self, file: io.BytesIO, run_name: str, run_globals: dict[str, Any]) -> None:
+    def __init__(
+        self, file: io.BytesIO, run_name: str | None, run_globals: dict[str, Any] | None
+    ) -> None:
         super().__init__(file, protocol=pickle.DEFAULT_PROTOCOL)
         self.run_name = run_name
         self.run_globals = run_globals
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, (type, FunctionType)) and obj.__module__ == self.run_name:
-            module = sys.modules.get(self.run_name)
-            if (
-                _lookup(module, obj.__qualname__) is not obj
-                or getattr(module, "__dict__", None) is self.run_globals
-            ):
+        if isinstance(obj, (type, FunctionType)):
+            name = getattr(obj, "__module__", None)
+            module = sys.modules.get(name) if isinstance(name, str) else None
+            if module is None or _lookup(module, obj.__qualname__) is not obj:
                 raise pickle.PicklingError(
-                    f"{obj.__qualname__} was defined by the run of {self.run_name}"
+                    f"{obj.__qualname__} is not to be found in an imported module {name!r}"
                 )
+            if name == self.run_name and getattr(module, "__dict__", None) is self.run_globals:
+                raise pickle.PicklingError(f"{obj.__qualname__} was defined by the run of {name}")
         return NotImplemented
 
 
-def _dumps(obj: object, run_name: str, run_globals: dict[str, Any]) -> bytes:
+def dumps(
+    obj: object, run_name: str | None = None, run_globals: dict[str, Any] | None = None
+) -> bytes:
+    """`obj` pickled by `_Pickler`: nothing imported, nothing the run `run_name` defined."""
     buffer = io.BytesIO()
     _Pickler(buffer, run_name, run_globals).dump(obj)
     return buffer.getvalue()
@@ -287,7 +295,7 @@ def _portable(
             message = f"<unprintable {cls.__qualname__}>"
         text = "".join(traceback.format_exception(exc))
     try:
-        data: bytes | None = _dumps(exc, run_name, run_globals)
+        data: bytes | None = dumps(exc, run_name, run_globals)
     except Exception:
         data = None
     return data, type_name, message, text
@@ -416,11 +424,11 @@ class RunResult(Mapping[str, Any]):
         for name in self.bound:
             if name in self.globals:
                 try:
-                    values[name] = _dumps(self.globals[name], self.run_name, self.globals)
+                    values[name] = dumps(self.globals[name], self.run_name, self.globals)
                 except Exception as e:
                     dropped[name] = f"not picklable: {_why(e)}"
         try:
-            spec: bytes | None = _dumps(self.spec, self.run_name, self.globals)
+            spec: bytes | None = dumps(self.spec, self.run_name, self.globals)
         except Exception:
             spec = None
         exception = self.exception

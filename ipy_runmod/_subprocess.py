@@ -44,7 +44,7 @@ from importlib.machinery import ModuleSpec
 from typing import IO, Any
 
 from . import _core
-from ._result import ProcessEnded, RunResult, _exception_from, format_seconds
+from ._result import ProcessEnded, RunResult, _exception_from, dumps, format_seconds
 
 __all__ = ["GRACE", "discard_spare", "plan_in_subprocess", "run_in_subprocess"]
 
@@ -77,11 +77,16 @@ def _is_dunder(name: str) -> bool:
 
 
 def _pickled(values: Mapping[str, Any]) -> dict[str, bytes]:
-    """Each value pickled on its own; one that does not pickle is left out."""
+    """Each value pickled on its own; one that does not pickle is left out.
+
+    Pickled without importing anything here: a class or function of a module that is
+    not imported (one a `--no-alter-sys` run defined, say) leaves its value out rather
+    than have pickle import that module, running its code, in the session.
+    """
     pickled: dict[str, bytes] = {}
     for name, value in values.items():
         try:
-            pickled[name] = pickle.dumps(value)
+            pickled[name] = dumps(value)
         except Exception:
             pass
     return pickled

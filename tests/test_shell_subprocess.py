@@ -59,6 +59,14 @@ MODULES = {
         after = 2
     """,
     "exits.py": "import sys\nbound_before_exit = True\nsys.exit(2)\n",
+    "defines.py": """
+        import os
+        with open(os.environ["RUNMOD_RAN_LOG"], "a") as log:
+            print(os.getpid(), file=log)
+        def tool():
+            return "tool"
+    """,
+    "uses_tool.py": "print(tool())\n",
     "own_error.py": """
         class StepError(Exception):
             pass
@@ -450,3 +458,18 @@ def test_usage_errors(ip: InteractiveShell, pkg: str) -> None:
     assert runmod(ip, f"{pkg}.pid --subprocess --timeout 1e300 -o").ok
     with pytest.raises(UsageError, match=f"No module named '{pkg}.pidd'; did you mean '{pkg}.pid'"):
         runmod(ip, f"--subprocess {pkg}.pidd")
+
+
+def test_sending_variables_never_runs_a_module_in_the_session(
+    ip: InteractiveShell, pkg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function of a module that is not imported (a --no-alter-sys run defined it) does
+    not pickle without importing, and so running, that module here: it is left out."""
+    log = tmp_path / "ran.log"
+    monkeypatch.setenv("RUNMOD_RAN_LOG", str(log))
+    runmod(ip, f"{pkg}.defines --no-alter-sys --merge")
+    assert f"{pkg}.defines" not in sys.modules and ip.user_ns["tool"]() == "tool"
+    with pytest.raises(NameError, match="name 'tool' is not defined"):
+        runmod(ip, f"--subprocess {pkg}.uses_tool")
+    assert f"{pkg}.defines" not in sys.modules  # pickling imported nothing here
+    assert log.read_text().split() == [str(os.getpid())]  # the one run, in the session
