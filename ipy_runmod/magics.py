@@ -34,6 +34,7 @@ from IPython.core.completer import (
 )
 from IPython.core.completerlib import get_root_modules
 from IPython.core.error import UsageError
+from IPython.core.getipython import get_ipython
 from IPython.core.magic import (
     Magics,
     line_cell_magic,
@@ -782,12 +783,18 @@ def _described(action: argparse.Action, option: str) -> str:
     short and never breaks (no-break spaces and hyphens): JupyterLab's popup, made for
     one-word types, would wrap it over the next row.
     """
-    words = re.split(r" \(|: |; |\.(?: |$)", action.help or "", maxsplit=1)[0]
+    text = (action.help or "").replace("%%", "%")  # argparse's escape for a literal %
+    # "With -p: sort by KEY ..." says first what it goes with: that comes last here.
+    condition, _, text = text.partition(": ") if text.startswith("With ") else ("", "", text)
+    words = re.split(r" \(|: |; |\.(?: |$)", text, maxsplit=1)[0]
     if option.startswith("--no-"):
         words = f"turns {option.replace('--no-', '--', 1)} off"
-    if len(words) > _DESCRIBED_WIDTH:
-        cut = words.rfind(" ", 0, _DESCRIBED_WIDTH)
-        words = words[: cut if cut > 0 else _DESCRIBED_WIDTH] + " …"
+    after = f" ({condition.lower()})" if condition else ""
+    width = _DESCRIBED_WIDTH - len(after)
+    if len(words) > width:
+        cut = words.rfind(" ", 0, width)
+        words = words[: cut if cut > 0 else width] + " …"
+    words = f"{words[:1].upper()}{words[1:]}{after}" if condition else words
     return words.translate(_NO_BREAKS)
 
 
@@ -812,7 +819,7 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
     """Tab completion after %runmod: options, top-level modules, a package's submodules.
 
     Nothing is imported but the parents of a package being listed; the module named on
-    the line is never run. Module arguments (after `--`) are left to the other completers;
+    the line is never run. Module arguments (after `--`) complete as file names only;
     an option's value gets no completion at all (Python's keywords mean nothing there).
     """
     line = context.text_until_cursor
@@ -824,7 +831,12 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
         words.append("")
     current, before = (words[-1], words[:-1]) if words else ("", [])
     if "--" in before:
-        return {"completions": [], "suppress": False}
+        # The module's arguments: file names, as a shell offers, and no Python names.
+        shell = get_ipython()
+        if shell is None:
+            return {"completions": [], "suppress": False}
+        files = shell.Completer.file_matcher(context)
+        return {**files, "suppress": True}
     value_of = {s: a for a in PARSER._actions if a.nargs is None for s in a.option_strings}
     if before and before[-1] in value_of:
         # An option's value: nothing to offer, and Python's names mean nothing there. IPython

@@ -368,6 +368,10 @@ def test_completion_of_options(ip: InteractiveShell) -> None:
     assert described["--which"] == "Print what would run, and run nothing"
     assert described["--merge"] == "Afterwards, copy the names the module bound …"
     assert descriptions(ip, "%runmod --no-m") == {"--no-merge": "turns --merge off"}
+    # What an option goes with comes after what it does; argparse's %% is one %.
+    assert described["-s"] == "Sort by KEY (with -p)"
+    assert described["-p"] == "Profile with cProfile, as %prun does"
+    assert described["--timeout"].endswith("(with --subprocess)")
 
 
 def descriptions(ip: InteractiveShell, line: str) -> dict[str, str]:
@@ -463,3 +467,13 @@ def test_a_main_target_imported_by_a_sibling_is_fresh(
     )
     assert ip.run_cell(f"%runmod {name}.cli --main").success
     assert capsys.readouterr().out.splitlines()[-1] == "2"
+
+
+def test_module_arguments_complete_as_file_names(
+    ip: InteractiveShell, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, "Tab completion": after `--`, file names as in a shell, no Python names."""
+    (tmp_path / "a1.csv").write_text("")
+    (tmp_path / "a2.csv").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert complete(ip, "%runmod json.tool --main -- a") == ["a1.csv", "a2.csv"]
