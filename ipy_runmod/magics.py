@@ -835,8 +835,9 @@ def complete(context: CompletionContext) -> SimpleMatcherResult:
         shell = get_ipython()
         if shell is None:
             return {"completions": [], "suppress": False}
-        files = shell.Completer.file_matcher(context)
-        return {**files, "suppress": True}
+        files: SimpleMatcherResult = shell.Completer.file_matcher(context)
+        files["suppress"] = True
+        return files
     value_of = {s: a for a in PARSER._actions if a.nargs is None for s in a.option_strings}
     if before and before[-1] in value_of:
         # An option's value: nothing to offer, and Python's names mean nothing there. IPython
