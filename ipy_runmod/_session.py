@@ -136,7 +136,7 @@ def save(keep_state: bool) -> Saved:
         root = logging.root
         saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
         saved.builtins = vars(builtins).copy()
-    saved.cwd_entry = cwd_first()
+    saved.cwd_entry = cwd_first(saved.cwd)
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         events = asyncio.events
@@ -149,18 +149,20 @@ def save(keep_state: bool) -> Saved:
     return saved
 
 
-def cwd_first() -> str | None:
-    """Put the working directory first on sys.path, as python -m does; return the entry.
+def cwd_first(cwd: str | None = None) -> str | None:
+    """Put the working directory (`cwd`, when read already) first on sys.path, as python -m
+    does; return the entry.
 
     None when nothing was put there: `sys.flags.safe_path`, no working directory, or it
     is first already.
     """
     if sys.flags.safe_path:
         return None
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        return None
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            return None
     if sys.path and sys.path[0] == cwd:
         return None
     sys.path.insert(0, cwd)
