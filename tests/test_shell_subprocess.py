@@ -218,26 +218,21 @@ def test_the_process_kept_for_the_next_run_ends_with_the_extension(
 def test_the_session_is_untouched_by_what_the_module_changes(
     ip: InteractiveShell, pkg: str
 ) -> None:
-    before = (
-        set(sys.modules),
-        list(sys.path),
-        os.getcwd(),
-        dict(os.environ),
-        signal.getsignal(signal.SIGUSR1),
-        list(sys.argv),
-    )
+    def session() -> tuple[object, ...]:
+        return (
+            set(sys.modules),
+            list(sys.path),
+            os.getcwd(),
+            dict(os.environ),
+            signal.getsignal(signal.SIGUSR1),
+            list(sys.argv),
+        )
+
+    before = session()
     # --keep-state would keep them in-process: a process of its own keeps nothing.
     res = runmod(ip, f"--subprocess --keep-state {pkg}.changes -o")
     assert res.ok and res["changed"] is True
-    after = (
-        set(sys.modules),
-        list(sys.path),
-        os.getcwd(),
-        dict(os.environ),
-        signal.getsignal(signal.SIGUSR1),
-        list(sys.argv),
-    )
-    assert after == before
+    assert session() == before
     assert f"{pkg}.helper" not in sys.modules and pkg not in sys.modules
 
 
