@@ -228,6 +228,7 @@ def test_the_session_is_untouched_by_what_the_module_changes(
             list(sys.argv),
         )
 
+    runmod(ip, f"--subprocess {pkg}.helper")  # what the first run imports here, imported
     before = session()
     # --keep-state would keep them in-process: a process of its own keeps nothing.
     res = runmod(ip, f"--subprocess --keep-state {pkg}.changes -o")
