@@ -5,7 +5,8 @@ and unmarshals the `.pyc` (or, when bytecode is not written, compiles the source
 which for a big module costs several times what executing it does. Here the code object of
 a plain source module is kept in memory and reused for as long as its file is unchanged.
 
-"Unchanged" is decided by one `os.stat` per run, and is stricter than importlib's own
+"Unchanged" is decided by one `os.stat` per run (none while the kernel reports no change
+in the file's directory: `_watch`), and is stricter than importlib's own
 `.pyc` check (which compares whole-second mtimes and the size): the key is the file's
 mtime and ctime in nanoseconds, its size, inode and device. When the key no longer matches,
 the source is compiled afresh from the file itself, never from a `.pyc` that a same-second,
@@ -30,6 +31,8 @@ from importlib.machinery import ModuleSpec, SourceFileLoader
 from types import CodeType
 from typing import Any
 
+from . import _watch
+
 __all__ = ["MAX_ENTRIES", "clear", "get_code"]
 
 #: How many code objects are kept (one per source file).
@@ -38,8 +41,9 @@ MAX_ENTRIES = 128
 #: What identifies one version of a source file: (mtime_ns, ctime_ns, size, inode, device).
 _Key = tuple[int, int, int, int, int]
 
-#: Source path -> (key of the file the code was compiled from, code), least recent first.
-_cache: OrderedDict[str, tuple[_Key, CodeType]] = OrderedDict()
+#: Source path -> (key of the file the code was compiled from, code, the `_watch` epoch of
+#: the key's stat), least recent first.
+_cache: OrderedDict[str, tuple[_Key, CodeType, int | None]] = OrderedDict()
 _lock = threading.Lock()
 
 #: The loader methods that decide what code a file gives. A loader class that overrides
@@ -72,6 +76,17 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     if path is None:
         code = loader.get_code(mod_name)
         return code
+    directory = os.path.dirname(path)
+    entry = _cache.get(path)
+    if entry is not None:
+        _watch.poll()
+        if _watch.quiet_since(directory, entry[2]):
+            # Nothing in its directory changed since its key was read.
+            with _lock:
+                if path in _cache:
+                    _cache.move_to_end(path)
+            return entry[1]
+    checked = _watch.mark(directory)
     try:
         # Stat *before* reading: a file changed in between then has a key older than the
         # code, and the next run compiles it again, never the other way round.
@@ -84,6 +99,7 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     with _lock:
         entry = _cache.get(path)
         if entry is not None and entry[0] == key:
+            _cache[path] = (key, entry[1], checked)
             _cache.move_to_end(path)
             return entry[1]
     if entry is None:
@@ -96,7 +112,7 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     if code is None:
         return None
     with _lock:
-        _cache[path] = (key, code)
+        _cache[path] = (key, code, checked)
         _cache.move_to_end(path)
         while len(_cache) > MAX_ENTRIES:
             _cache.popitem(last=False)

@@ -32,7 +32,7 @@ from itertools import compress, islice
 from types import CodeType, MappingProxyType, ModuleType, TracebackType
 from typing import Any
 
-from . import _session
+from . import _session, _watch
 from ._codecache import get_code
 from ._reload import RunModule, note_imports, refresh_changed
 from ._result import RunResult, exit_code_of
@@ -164,10 +164,15 @@ def find_module(mod_name: str) -> Target:
 
 #: `importlib.util.find_spec`'s answers for modules found in a directory of their search
 #: path, by name: (that path, the meta path, the modification times of the directories
-#: searched up to the module's own, the spec). An answer stands while all three do, so a
-#: module that appears earlier on the path is found, as importlib's own FileFinder notices
-#: a directory that changed; finding again costs runpy more than running a small module.
-_specs: dict[str, tuple[tuple[str, ...], tuple[Any, ...], tuple[int | None, ...], ModuleSpec]] = {}
+#: searched up to the module's own, the `_watch` epoch of those, the spec). An answer
+#: stands while all of them do, so a module that appears earlier on the path is found, as
+#: importlib's own FileFinder notices a directory that changed; finding again costs runpy
+#: more than running a small module. While the kernel reports no change in those
+#: directories (`_watch`), their times are not read again.
+_specs: dict[
+    str,
+    tuple[tuple[str, ...], tuple[Any, ...], tuple[int | None, ...], int | None, ModuleSpec],
+] = {}
 _MAX_SPECS = 256
 _FILE_LOADERS = (SourceFileLoader, SourcelessFileLoader, ExtensionFileLoader)
 
@@ -182,6 +187,16 @@ def _mtimes(directories: Sequence[str]) -> tuple[int | None, ...]:
     return tuple(found)
 
 
+def _marked(directories: Sequence[str]) -> int | None:
+    """`_watch.mark` for each directory: the epoch to check them all against, or None."""
+    epoch: int | None = None
+    for directory in directories:
+        epoch = _watch.mark(directory)
+        if epoch is None:
+            return None
+    return epoch
+
+
 def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
     """`importlib.util.find_spec(mod_name)`, remembered while nothing it depends on changed."""
     parent = sys.modules.get(pkg_name) if pkg_name else None
@@ -190,13 +205,15 @@ def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
         return importlib.util.find_spec(mod_name)  # the module's own spec, or a missing parent
     where, meta = tuple(search), tuple(sys.meta_path)
     known = _specs.get(mod_name)
-    if (
-        known is not None
-        and known[0] == where
-        and known[1] == meta
-        and known[2] == _mtimes(where[: len(known[2])])
-    ):
-        return known[3]
+    if known is not None and known[0] == where and known[1] == meta:
+        searched = where[: len(known[2])]
+        _watch.poll()
+        if known[3] is not None and all(_watch.quiet_since(d, known[3]) for d in searched):
+            return known[4]
+        epoch = _marked(searched)
+        if known[2] == _mtimes(searched):
+            _specs[mod_name] = (where, meta, known[2], epoch, known[4])
+            return known[4]
     spec = importlib.util.find_spec(mod_name)
     if spec is not None and isinstance(spec.loader, _FILE_LOADERS) and spec.origin:
         directory = os.path.dirname(spec.origin)
@@ -206,7 +223,8 @@ def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
             if len(_specs) >= _MAX_SPECS:
                 del _specs[next(iter(_specs))]
             searched = where[: where.index(directory) + 1]
-            _specs[mod_name] = (where, meta, _mtimes(searched), spec)
+            epoch = _marked(searched)
+            _specs[mod_name] = (where, meta, _mtimes(searched), epoch, spec)
     return spec
 
 

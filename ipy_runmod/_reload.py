@@ -14,7 +14,8 @@ defines (a deleted test would still run), and leave the importers with the old o
 
 "User" modules are those with a `.py` source outside the standard library and the
 site-packages directories (and not ipy_runmod itself). Which modules those are is worked
-out once per module, when it is first seen; a run then costs one `stat` per user module.
+out once per module, when it is first seen; a run then costs one `stat` per user module,
+none for those in a directory where the kernel has reported no change since (`_watch`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import sysconfig
 import threading
 from collections.abc import Iterable
 from types import FunctionType, ModuleType
+
+from . import _watch
 
 
 class RunModule(ModuleType):
@@ -40,8 +43,10 @@ class RunModule(ModuleType):
 _LOCK = threading.RLock()
 #: name -> the module object last seen under that name (every module, user or not).
 _seen: dict[str, object] = {}
-#: name -> (module, source path, (st_mtime_ns, st_size) when it was first seen).
-_user: dict[str, tuple[ModuleType, str, tuple[int, int]]] = {}
+#: name -> (module, source path, (st_mtime_ns, st_size) when it was first seen, directory).
+_user: dict[str, tuple[ModuleType, str, tuple[int, int], str]] = {}
+#: directory of user modules -> the `_watch` epoch since which all of them are as stamped.
+_checked: dict[str, int | None] = {}
 #: len(sys.modules) and its last entry when `note_imports` last looked.
 _last_look: tuple[int, object, object] = (-1, None, None)
 
@@ -93,10 +98,13 @@ def _see(name: str, module: object) -> None:
     _seen[name] = module
     path = _user_source(name, module)
     if path is not None:
+        directory = os.path.dirname(path)
+        epoch = _watch.mark(directory)  # watched before the stamp is read
         stamp = _stamp(path)
         if stamp is not None:
             assert isinstance(module, ModuleType)
-            _user[name] = (module, path, stamp)
+            _user[name] = (module, path, stamp, directory)
+            _checked.setdefault(directory, epoch)
             return
     _user.pop(name, None)
 
@@ -160,11 +168,20 @@ def refresh_changed() -> list[str]:
 
 def _refresh_changed() -> list[str]:
     _note_imports()
+    _watch.poll()
+    quiet = {d for d, epoch in _checked.items() if _watch.quiet_since(d, epoch)}
+    if len(quiet) == len(_checked):
+        return []
     changed: set[str] = set()
     gone: list[str] = []
     modules, stat = sys.modules, os.stat
-    # The loop every run pays for, once per user module: one stat, nothing else.
-    for name, (module, path, (mtime, size)) in _user.items():
+    checking: dict[str, int | None] = {}
+    # The loop a run pays for when a directory may have changed: one stat per user module.
+    for name, (module, path, (mtime, size), directory) in _user.items():
+        if directory in quiet:
+            continue
+        if directory not in checking:
+            checking[directory] = _watch.mark(directory)  # before its files' stats
         if modules.get(name) is not module:
             gone.append(name)
             continue
@@ -175,6 +192,7 @@ def _refresh_changed() -> list[str]:
             continue
         if st.st_mtime_ns != mtime or st.st_size != size:
             changed.add(name)
+    _checked.update(checking)
     for name in gone:  # removed or replaced since: judged afresh
         del _user[name]
         if name in modules:
@@ -207,7 +225,7 @@ def _with_dependents(changed: Iterable[str]) -> set[str]:
     while True:
         more = {
             name
-            for name, (module, _, _) in _user.items()
+            for name, (module, _, _, _) in _user.items()
             if name not in dropped
             and (
                 _in_package(name, dropped)

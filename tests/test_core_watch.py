@@ -1,0 +1,119 @@
+"""Changes the kernel reports spare a run its `stat`s; every change is still picked up.
+
+On Linux, a directory whose files were checked is watched (inotify): while nothing in it
+changes, its modules are not looked at again (README, "Performance"). These tests make
+the changes a watch could miss, and compare each run with runpy's, which finds and reads
+everything afresh.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ipy_runmod import _watch, run
+
+pytestmark = [
+    pytest.mark.core,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's"),
+]
+
+MakePackage = Callable[..., str]  # the `make_package` fixture of conftest.py
+
+
+def by_runpy(mod_name: str) -> object:
+    """`x` as runpy, finding and reading everything afresh, gets it."""
+    kept = sys.modules.pop(mod_name, None)  # a run under its own name stays registered
+    try:
+        return runpy.run_module(mod_name)["x"]
+    finally:
+        if kept is not None:
+            sys.modules[mod_name] = kept
+
+
+def test_a_local_directory_is_watched(tmp_path: Path) -> None:
+    assert _watch.mark(str(tmp_path)) is not None  # else every test here tests only stat
+
+
+def test_an_edit_in_a_watched_directory_is_picked_up(make_package: MakePackage) -> None:
+    name = make_package({"__init__.py": "", "m.py": "x = 1\n"})
+    assert run(f"{name}.m")["x"] == 1
+    assert run(f"{name}.m")["x"] == 1  # now from memory, its directory quiet
+    path = Path(make_package.root, name, "m.py")  # type: ignore[attr-defined]
+    stat = path.stat()
+    path.write_text("x = 2\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same size and time
+    assert run(f"{name}.m")["x"] == 2 == by_runpy(f"{name}.m")
+
+
+def test_a_project_moved_away_and_put_back_new_runs_the_new_code(
+    make_package: MakePackage,
+) -> None:
+    """Only an ancestor is moved: the watched directory itself reports nothing."""
+    name = make_package({"__init__.py": "", "m.py": "x = 1\n"})
+    root = Path(make_package.root)  # type: ignore[attr-defined]
+    assert run(f"{name}.m")["x"] == 1
+    assert run(f"{name}.m")["x"] == 1
+    root.rename(root.with_name("site.old"))
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "m.py").write_text("x = 2\n")
+    assert run(f"{name}.m")["x"] == 2 == by_runpy(f"{name}.m")
+
+
+def test_a_path_through_a_link_is_not_trusted_to_a_watch(tmp_path: Path) -> None:
+    """Re-pointing the link changes what the path is, with no event in any directory."""
+    for version in (1, 2):
+        (tmp_path / f"v{version}" / "rmlinked").mkdir(parents=True)
+        (tmp_path / f"v{version}" / "rmlinked" / "__init__.py").write_text("")
+        (tmp_path / f"v{version}" / "rmlinked" / "m.py").write_text(f"x = {version}\n")
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "v1")
+    sys.path.insert(0, str(current))
+    try:
+        assert run("rmlinked.m")["x"] == 1
+        assert run("rmlinked.m")["x"] == 1
+        current.unlink()
+        current.symlink_to(tmp_path / "v2")
+        assert run("rmlinked.m")["x"] == 2 == by_runpy("rmlinked.m")
+    finally:
+        sys.path.remove(str(current))
+        for mod in [m for m in sys.modules if m.partition(".")[0] == "rmlinked"]:
+            del sys.modules[mod]
+
+
+def test_an_overflowing_queue_still_lets_every_change_be_seen(make_package: MakePackage) -> None:
+    """Events beyond the kernel's queue are dropped: the one that matters may be among them."""
+    name = make_package({"__init__.py": "", "m.py": "x = 1\n"})
+    busy = make_package({"__init__.py": "", "m.py": "", "a": "", "b": ""})
+    root = Path(make_package.root)  # type: ignore[attr-defined]
+    assert run(f"{name}.m")["x"] == 1
+    run(f"{busy}.m")  # its directory is watched too, and fills the queue
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    noise = [str(root / busy / "a"), str(root / busy / "b")]  # alternate: never merged
+    for i in range(limit + 1):
+        os.utime(noise[i % 2], ns=(i, i))
+    (root / name / "m.py").write_text("x = 2\n")  # its event is lost
+    assert run(f"{name}.m")["x"] == 2
+
+
+def test_a_forked_child_leaves_the_parent_its_events(make_package: MakePackage) -> None:
+    """A child shares the parent's queue: what it reads, the parent would never see."""
+    name = make_package({"__init__.py": "", "m.py": "x = 1\n"})
+    path = Path(make_package.root, name, "m.py")  # type: ignore[attr-defined]
+    assert run(f"{name}.m")["x"] == 1
+    pid = os.fork()
+    if pid == 0:  # the child: sees the edit it makes, then ends at once
+        code = 1
+        try:
+            path.write_text("x = 2\n")
+            code = 0 if run(f"{name}.m")["x"] == 2 else 1
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert run(f"{name}.m")["x"] == 2
