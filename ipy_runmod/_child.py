@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import IO, Any
 
-from . import _core
+from . import _core, _watch
 from ._result import _portable
 
 __all__ = ["global_names", "main"]
@@ -83,6 +83,7 @@ def main(read_fd: int, write_fd: int) -> None:
     # the collector, the process ends as fast as `python -m` does (7 ms sooner). The
     # module's own objects are collected as ever.
     gc.freeze()
+    _watch.never()  # one run, then the process ends: each file is checked once anyway
     with open(read_fd, "rb") as reader, open(write_fd, "wb") as writer:
         try:
             header = pickle.load(reader)

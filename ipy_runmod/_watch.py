@@ -18,8 +18,9 @@ they may be skipped, and says "not quiet" whenever it cannot be sure:
 - a lost watch, an overflowing queue or an unmounted filesystem forgets everything: the
   next checks `stat` again. So does a forked child, which starts afresh.
 
-Elsewhere (no inotify, or `inotify_simple` not installed) nothing is ever quiet and every
-check `stat`s, as before.
+Elsewhere (no inotify, or `inotify_simple` not installed), and in a process that runs one
+module and ends (`--subprocess`'s, which calls `never`), nothing is ever quiet and every
+check `stat`s.
 """
 
 from __future__ import annotations
@@ -28,16 +29,12 @@ import array
 import fcntl
 import os
 import re
+import sys
 import termios
 import threading
 from typing import Any
 
-try:
-    from inotify_simple import INotify, flags  # type: ignore[import-untyped]
-except ImportError:  # not Linux
-    INotify = flags = None
-
-__all__ = ["mark", "poll", "quiet_since"]
+__all__ = ["mark", "never", "poll", "quiet_since"]
 
 #: Filesystems whose every change goes through this machine's kernel.
 _LOCAL = frozenset(
@@ -46,27 +43,21 @@ _LOCAL = frozenset(
 
 _lock = threading.Lock()
 _inotify: Any = None
-_broken = False  #: inotify could not be started: never quiet
+_broken = not sys.platform.startswith("linux")  #: no inotify here: never quiet
 _epoch = 0  #: counts the polls that found events
 #: watched directory -> its watch; its ancestors are watched too, for moves.
 _watched: dict[str, int] = {}
 _dir_of: dict[int, str] = {}  #: watch -> the directory whose contents it reports
 #: directory -> the epoch of its last event (or of the moment it was first watched).
 _changed_at: dict[str, int] = {}
+_unwatchable: set[str] = set()  #: directories found unwatchable, not tried again
 _pending = array.array("i", [0])
 
-if flags is not None:
-    _CONTENTS = (
-        flags.MODIFY
-        | flags.ATTRIB
-        | flags.CLOSE_WRITE
-        | flags.MOVED_FROM
-        | flags.MOVED_TO
-        | flags.CREATE
-        | flags.DELETE
-    )
-    _SELF = flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR | flags.MASK_ADD
-    _LOST = flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED | flags.UNMOUNT | flags.Q_OVERFLOW
+# inotify(7)'s event bits.
+_CONTENTS = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200  # modify, attrib, close_write,
+# moved_from, moved_to, create, delete: anything that can change a file in the directory.
+_SELF = 0x400 | 0x800 | 0x1000000 | 0x20000000  # delete_self, move_self; onlydir, mask_add
+_LOST = 0x400 | 0x800 | 0x2000 | 0x4000 | 0x8000  # ... unmount, q_overflow, ignored
 
 
 def quiet_since(directory: str, epoch: int | None) -> bool:
@@ -94,23 +85,34 @@ def poll() -> None:
                 _changed_at[directory] = _epoch
 
 
+def never() -> None:
+    """Watch nothing in this process: starting inotify costs more than one run saves."""
+    global _broken
+    _broken = True
+
+
 def mark(directory: str) -> int | None:
     """Watch `directory` from now on, when it can be; the epoch to give `quiet_since` for
     a check of its files made after this call, or None when it cannot be watched."""
     if directory in _watched:
         return _epoch
-    if _broken or flags is None or not _watchable(directory):
+    if _broken or directory in _unwatchable:
         return None
     with _lock:
-        return _watch(directory)
+        epoch = _watch(directory) if _watchable(directory) else None
+        if epoch is None:
+            _unwatchable.add(directory)
+        return epoch
 
 
 def _watch(directory: str) -> int | None:
     global _inotify, _broken, _epoch
     if _inotify is None:
         try:
+            from inotify_simple import INotify  # type: ignore[import-untyped]
+
             _inotify = INotify(nonblocking=True)
-        except OSError:
+        except (ImportError, OSError):
             _broken = True
             return None
     try:
