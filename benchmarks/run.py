@@ -348,7 +348,8 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
                 namespace.pop(name, None)
 
     def user_modules() -> Row:
-        """What noticing edits costs a run: one stat per imported user module."""
+        """What noticing edits costs a run: on Linux, nothing per module while the kernel
+        reports no change in their directories (else one stat per module)."""
         modules = [importlib.import_module(f"{USERS}.m{i}") for i in range(USER_MODULES)]
         paths = [str(module.__file__) for module in modules]
         base, ours = (
@@ -361,7 +362,7 @@ def run_cases(shell: InteractiveShell, rounds: int, only: str | None = None) -> 
         for i in range(USER_MODULES):  # the other cases run without them
             del sys.modules[f"{USERS}.m{i}"]
         per_module = (ours - base) / USER_MODULES
-        # The floor, on this machine now: the one stat per module that the check makes.
+        # For scale: the one stat per module that a check without the kernel's word makes.
         stat = os.stat
         floor = statistics.median(
             timed_rounds([lambda: [stat(path) for path in paths]], rounds)[0]
