@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,9 @@ def test_a_forked_child_leaves_the_parent_its_events(make_package: MakePackage) 
     pid = os.fork()
     if pid == 0:  # the child: sees the edit it makes, then ends at once
         code = 1
+        # A lock another thread held at the fork would never be released here: ended
+        # then by the alarm, the test fails rather than hangs.
+        signal.alarm(60)
         try:
             path.write_text("x = 2\n")
             code = 0 if run(f"{name}.m")["x"] == 2 else 1
