@@ -5,8 +5,8 @@ Every run checks files: the module's own (is its code still current?), the direc
 searched for it (did one gain a module of that name?) and every imported user module
 (was it edited?). A `stat` costs a system call per file, per run. On Linux, inotify
 reports every change made through this machine's kernel; a directory with no event
-since a file in it was checked holds that file unchanged, and checking costs one
-`ioctl` per run for all of them.
+since a file in it was checked holds that file unchanged, and asking the kernel costs
+one `ioctl`, however many files there are.
 
 The callers keep their own `stat` checks, which decide; this module only tells when
 they may be skipped, and says "not quiet" whenever it cannot be sure:
