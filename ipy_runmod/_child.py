@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from types import CodeType
 from typing import IO, Any
 
-from . import _core, _watch
+from . import _core, _session, _watch
 from ._result import _portable
 
 __all__ = ["global_names", "main"]
@@ -101,7 +101,7 @@ def main(read_fd: int, write_fd: int) -> None:
             if header["which"]:
                 _send(writer, ("plan", _core.plan(request)))
                 return
-            target = _core._find(request)
+            target = _core._find(request, _session.working_directory())
         except _core.NotRunnable as e:
             _send(writer, ("not-runnable", str(e), e.missing))
             sys.exit(1)

@@ -69,7 +69,10 @@ def _key(st: os.stat_result) -> _Key:
 
 
 def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
-    """The module's code: what its loader's `get_code` gives, from memory when unchanged."""
+    """The module's code: what its loader's `get_code` gives, from memory when unchanged.
+
+    Call `_watch.poll` first: changes it has not taken in are not seen.
+    """
     loader: Any = spec.loader
     code: CodeType | None
     path = _source_path(loader)
@@ -79,7 +82,6 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     directory = os.path.dirname(path)
     entry = _cache.get(path)
     if entry is not None:
-        _watch.poll()
         if _watch.quiet_since(directory, entry[2]):
             # Nothing in its directory changed since its key was read.
             with _lock:

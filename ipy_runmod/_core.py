@@ -114,15 +114,10 @@ def find_module(mod_name: str) -> Target:
             if e.name is None or (e.name != pkg_name and not pkg_name.startswith(e.name + ".")):
                 raise
         existing = sys.modules.get(mod_name)
-        imported = existing is not None and not hasattr(existing, "__path__")
+        imported = existing is not None and not _is_package(existing)
         rerun = imported and existing is _kept.get(mod_name)
-    # find_spec() answers from sys.modules: a previous run's module would give its own,
-    # perhaps stale, spec (a module since turned into a package, or deleted).
-    kept = _kept.get(mod_name)
-    hidden = kept is not None and sys.modules.get(mod_name) is kept
-    if hidden:
-        del sys.modules[mod_name]
-    spec = None
+    # What the kernel reports changed, up to now: once for both checks below.
+    _watch.poll()
     try:
         spec = _find_spec(mod_name, pkg_name)
     except (ImportError, AttributeError, TypeError, ValueError) as ex:
@@ -133,10 +128,6 @@ def find_module(mod_name: str) -> Target:
             msg += f". Try using '{mod_name[:-3]}' instead of '{mod_name}' as the module name."
         missing = ex.name if isinstance(ex, ModuleNotFoundError) else None
         raise NotRunnable(msg, missing=missing) from ex
-    finally:
-        # Put back unless what is found now is another file (a module turned package).
-        if hidden and (spec is None or spec.origin == _origin(kept)):
-            sys.modules.setdefault(mod_name, kept)  # type: ignore[arg-type]
     if spec is None:
         raise NotRunnable(f"No module named {mod_name}", missing=mod_name)
     if spec.submodule_search_locations is not None:
@@ -198,23 +189,31 @@ def _marked(directories: Sequence[str]) -> int | None:
 
 
 def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
-    """`importlib.util.find_spec(mod_name)`, remembered while nothing it depends on changed."""
+    """`importlib.util.find_spec(mod_name)`, remembered while nothing it depends on changed
+    (`_watch.poll` first).
+
+    A previous run's module left registered under the name is looked past: its spec may
+    be stale (a module since turned into a package, or deleted).
+    """
+    registered = sys.modules.get(mod_name)
+    kept = registered if registered is _kept.get(mod_name) else None
+    if registered is not None and kept is None:
+        return importlib.util.find_spec(mod_name)  # the module's own spec
     parent = sys.modules.get(pkg_name) if pkg_name else None
     search = getattr(parent, "__path__", None) if pkg_name else sys.path
-    if mod_name in sys.modules or not isinstance(search, (list, tuple)):
-        return importlib.util.find_spec(mod_name)  # the module's own spec, or a missing parent
+    if not isinstance(search, (list, tuple)):
+        return _find_spec_afresh(mod_name, kept)  # a missing parent, or an odd one
     where, meta = tuple(search), tuple(sys.meta_path)
     known = _specs.get(mod_name)
     if known is not None and known[0] == where and known[1] == meta:
         searched = where[: len(known[2])]
-        _watch.poll()
         if known[3] is not None and all(_watch.quiet_since(d, known[3]) for d in searched):
             return known[4]
         epoch = _marked(searched)
         if known[2] == _mtimes(searched):
             _specs[mod_name] = (where, meta, known[2], epoch, known[4])
             return known[4]
-    spec = importlib.util.find_spec(mod_name)
+    spec = _find_spec_afresh(mod_name, kept)
     if spec is not None and isinstance(spec.loader, _FILE_LOADERS) and spec.origin:
         directory = os.path.dirname(spec.origin)
         if spec.submodule_search_locations is not None:
@@ -228,11 +227,28 @@ def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
     return spec
 
 
+def _find_spec_afresh(mod_name: str, kept: ModuleType | None) -> ModuleSpec | None:
+    """`importlib.util.find_spec(mod_name)`, as if `kept` (a previous run's module,
+    registered under the name) were not registered."""
+    if kept is None:
+        return importlib.util.find_spec(mod_name)
+    del sys.modules[mod_name]
+    spec = None
+    try:
+        spec = importlib.util.find_spec(mod_name)
+        return spec
+    finally:
+        # Put back unless what is found now is another file (a module turned package).
+        if spec is None or spec.origin == _origin(kept):
+            sys.modules.setdefault(mod_name, kept)
+
+
 def has_main_guard(spec: ModuleSpec) -> bool:
     """Whether the module's top level compares `__name__` with "__main__": the code of
     an `if __name__ == "__main__":` block, which runs only under that run name."""
     if spec.loader is None:
         return False  # a stand-in spec, from a process that ended before telling
+    _watch.poll()
     try:
         code = get_code(spec.name, spec)
     except (ImportError, SyntaxError):
@@ -504,7 +520,9 @@ def _run_here(
     request: Request, parameters: Mapping[str, Any], target: Target | None = None
 ) -> RunResult:
     """Run the module in this process; its failure, of any kind, is the result's."""
-    target = target or _find(request)
+    # Read once: finding the module and noting the session both need it.
+    cwd = _session.working_directory() if request.protect else None
+    target = target or _find(request, cwd)
     # A previous run's module, left registered, is replaced: in a session nothing was
     # imported; runpy, which knows no such thing, warns all the same.
     if target.imported and (request.runpy_warning or not target.rerun):
@@ -541,7 +559,7 @@ def _run_here(
         started: tuple[float, float] | None = None
         try:
             if request.protect:
-                saved = _session.save(request.keep_state)
+                saved = _session.save(request.keep_state, cwd)
             if argv is not None:
                 if in_place:
                     sys.argv[0] = target.spec.origin  # type: ignore[assignment]  # None, as runpy
@@ -633,6 +651,17 @@ def _warn_imported(target: Target, as_runpy: bool) -> None:
         )
 
 
+def _is_package(module: object) -> bool:
+    """`hasattr(module, "__path__")`, without the AttributeError that hasattr builds (and
+    discards) for a plain module on every run: a module's attributes are its dict's keys
+    unless it defines `__getattr__`."""
+    if type(module) in (ModuleType, RunModule):
+        namespace = vars(module)
+        if "__getattr__" not in namespace:
+            return "__path__" in namespace
+    return hasattr(module, "__path__")
+
+
 def _origin(module: object) -> object:
     """The file a module was made from (a module may have rebound its `__spec__`)."""
     return getattr(getattr(module, "__spec__", None), "origin", None)
@@ -649,10 +678,11 @@ def _bind_in_parent(name: str, module: ModuleType) -> None:
             pass  # a stand-in object that takes no attributes
 
 
-def _find(request: Request) -> Target:
-    """`find_module`, with the working directory first on sys.path as `python -m` has it."""
+def _find(request: Request, cwd: str | None) -> Target:
+    """`find_module`, with the working directory `cwd` (`_session.working_directory`)
+    first on sys.path as `python -m` has it."""
     with SYS_LOCK:  # finding reads sys.modules, where other threads' runs register theirs
-        entry = _session.cwd_first() if request.protect else None
+        entry = _session.cwd_first(cwd) if request.protect else None
         try:
             return find_module(request.module)
         finally:
@@ -830,7 +860,7 @@ def plan(request: Request) -> Plan:
         from ._subprocess import plan_in_subprocess
 
         return plan_in_subprocess(request)
-    target = _find(request)
+    target = _find(request, _session.working_directory())
     loader = target.spec.loader
     args = sys.argv[1:] if request.args is None else request.args
     return Plan(

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-__all__ = ["Saved", "cwd_first", "drop_from_path", "restore", "save"]
+__all__ = ["Saved", "cwd_first", "drop_from_path", "restore", "save", "working_directory"]
 
 # signal.getsignal wraps this one to turn numbers into enums: ten times slower, on every run.
 _getsignal = signal._signal.getsignal  # type: ignore[attr-defined]
@@ -118,25 +118,25 @@ class Saved:
     cwd_entry: str | None = None  #: what `cwd_first` put on sys.path
 
 
-def save(keep_state: bool) -> Saved:
-    """Note the session's state, and give the module its views of the streams."""
+def save(keep_state: bool, cwd: str | None) -> Saved:
+    """Note the session's state, and give the module its views of the streams.
+
+    `cwd`: the working directory, as `working_directory` read it for this run.
+    """
     saved = Saved(
         streams=(sys.stdin, sys.stdout, sys.stderr),
         hooks=(sys.displayhook, sys.excepthook),
         handlers=list(map(_getsignal, _SIGNALS)),
     )
     if not keep_state:
-        try:
-            saved.cwd = os.getcwd()
-        except OSError:
-            saved.cwd = None  # gone already: nothing to go back to
+        saved.cwd = cwd
         saved.path = sys.path[:]
         saved.environ = _environ_data().copy()
         saved.filters = (warnings.filters, list(warnings.filters))
         root = logging.root
         saved.root = (root.level, root.handlers[:], logging.root.manager.disable)
         saved.builtins = vars(builtins).copy()
-    saved.cwd_entry = cwd_first(saved.cwd)
+    saved.cwd_entry = cwd_first(cwd)
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         events = asyncio.events
@@ -149,20 +149,23 @@ def save(keep_state: bool) -> Saved:
     return saved
 
 
-def cwd_first(cwd: str | None = None) -> str | None:
-    """Put the working directory (`cwd`, when read already) first on sys.path, as python -m
-    does; return the entry.
+def working_directory() -> str | None:
+    """`os.getcwd()`, or None when the working directory is gone (nothing to go back to)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def cwd_first(cwd: str | None) -> str | None:
+    """Put the working directory `cwd` (from `working_directory`) first on sys.path, as
+    python -m does; return the entry.
 
     None when nothing was put there: `sys.flags.safe_path`, no working directory, or it
     is first already.
     """
-    if sys.flags.safe_path:
+    if sys.flags.safe_path or cwd is None:
         return None
-    if cwd is None:
-        try:
-            cwd = os.getcwd()
-        except OSError:
-            return None
     if sys.path and sys.path[0] == cwd:
         return None
     sys.path.insert(0, cwd)

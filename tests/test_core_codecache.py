@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
-from ipy_runmod import _codecache, _core, run
+from ipy_runmod import _codecache, _core, _watch, run
 
 pytestmark = pytest.mark.core
 
@@ -191,6 +191,7 @@ def test_a_module_file_gone_between_finding_and_reading_raises_as_runpy(
     assert spec is not None
     assert _codecache.get_code(f"{name}.m", spec) is not None
     module_file(make_package, name).unlink()
+    _watch.poll()  # as every caller does before asking for code
     with pytest.raises(OSError):
         _codecache.get_code(f"{name}.m", spec)
     assert not _codecache._cache
