@@ -49,6 +49,11 @@ _user: dict[str, tuple[ModuleType, str, tuple[int, int], str]] = {}
 _checked: dict[str, int | None] = {}
 #: len(sys.modules) and its last entry when `note_imports` last looked.
 _last_look: tuple[int, object, object] = (-1, None, None)
+#: How many directories were ever added to `_checked`.
+_directories_added = 0
+#: (`_watch.epoch()`, `_directories_added`) when every directory in `_checked` was last
+#: found quiet. While neither moves, all still are: no event came, no directory was added.
+_all_quiet_at: tuple[int, int] | None = None
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -95,6 +100,7 @@ def _stamp(path: str) -> tuple[int, int] | None:
 
 
 def _see(name: str, module: object) -> None:
+    global _directories_added
     _seen[name] = module
     path = _user_source(name, module)
     if path is not None:
@@ -104,7 +110,9 @@ def _see(name: str, module: object) -> None:
         if stamp is not None:
             assert isinstance(module, ModuleType)
             _user[name] = (module, path, stamp, directory)
-            _checked.setdefault(directory, epoch)
+            if directory not in _checked:
+                _checked[directory] = epoch
+                _directories_added += 1
             return
     _user.pop(name, None)
 
@@ -141,6 +149,11 @@ def _note_imports() -> None:
         for name in _seen.keys() - modules.keys():
             del _seen[name]
             _user.pop(name, None)
+        # Nor a directory whose modules are all gone: one that no watch can vouch for
+        # would make every later check look at the others.
+        live = {directory for _, _, _, directory in _user.values()}
+        for directory in [d for d in _checked if d not in live]:
+            del _checked[directory]
     _last_look = (len(modules), *last)
 
 
@@ -167,10 +180,14 @@ def refresh_changed() -> list[str]:
 
 
 def _refresh_changed() -> list[str]:
+    global _all_quiet_at
     _note_imports()
     _watch.poll()
+    if _all_quiet_at == (_watch.epoch(), _directories_added):
+        return []
     quiet = {d for d, epoch in _checked.items() if _watch.quiet_since(d, epoch)}
     if len(quiet) == len(_checked):
+        _all_quiet_at = (_watch.epoch(), _directories_added)
         return []
     changed: set[str] = set()
     gone: list[str] = []

@@ -34,7 +34,7 @@ import termios
 import threading
 from typing import Any
 
-__all__ = ["mark", "never", "poll", "quiet_since"]
+__all__ = ["epoch", "mark", "never", "poll", "quiet_since"]
 
 #: Filesystems whose every change goes through this machine's kernel.
 _LOCAL = frozenset(
@@ -63,6 +63,12 @@ _LOST = 0x400 | 0x800 | 0x2000 | 0x4000 | 0x8000  # ... unmount, q_overflow, ign
 def quiet_since(directory: str, epoch: int | None) -> bool:
     """Nothing in `directory` changed since `mark` gave `epoch` (call `poll` first)."""
     return epoch is not None and directory in _watched and _changed_at[directory] <= epoch
+
+
+def epoch() -> int:
+    """Moves on whenever an event comes, a watch is added or all are forgotten: while it
+    stays, every directory that was quiet still is."""
+    return _epoch
 
 
 def poll() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from ipy_runmod import _watch, run
 
@@ -121,3 +122,30 @@ def test_a_forked_child_leaves_the_parent_its_events(make_package: MakePackage) 
             os._exit(code)
     assert os.waitpid(pid, 0)[1] == 0
     assert run(f"{name}.m")["x"] == 2
+
+
+def test_a_helper_no_watch_vouches_for_is_checked_once_all_else_is_quiet(
+    ip: InteractiveShell, make_package: MakePackage, tmp_path: Path
+) -> None:
+    """A helper imported through a link, after runs that found every watched directory
+    quiet, and then edited: no event comes, yet the next run imports it afresh."""
+    name = make_package(
+        {"__init__.py": "", "other.py": "", "m.py": "from rmlinkhelp import h\nx = h.y\n"}
+    )
+    (tmp_path / "v1" / "rmlinkhelp").mkdir(parents=True)
+    (tmp_path / "v1" / "rmlinkhelp" / "__init__.py").write_text("")
+    helper = tmp_path / "v1" / "rmlinkhelp" / "h.py"
+    helper.write_text("y = 1\n")
+    (tmp_path / "link").symlink_to(tmp_path / "v1")
+    sys.path.insert(0, str(tmp_path / "link"))
+    try:
+        for _ in range(2):  # everything watched and found quiet
+            ip.run_line_magic("runmod", f"{name}.other")
+        assert ip.run_cell("import rmlinkhelp.h").success  # noted after the cell
+        helper.write_text("y = 2\n")
+        # As python -m, which imports the helper as it is now.
+        assert ip.run_line_magic("runmod", f"{name}.m -o")["x"] == 2
+    finally:
+        sys.path.remove(str(tmp_path / "link"))
+        for mod in [m for m in sys.modules if m.partition(".")[0] == "rmlinkhelp"]:
+            del sys.modules[mod]
