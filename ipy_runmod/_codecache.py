@@ -42,8 +42,8 @@ MAX_ENTRIES = 128
 _Key = tuple[int, int, int, int, int]
 
 #: Source path -> (key of the file the code was compiled from, code, the `_watch` epoch of
-#: the key's stat), least recent first.
-_cache: OrderedDict[str, tuple[_Key, CodeType, int | None]] = OrderedDict()
+#: the key's stat, the file's directory), least recent first.
+_cache: OrderedDict[str, tuple[_Key, CodeType, int | None, str]] = OrderedDict()
 _lock = threading.Lock()
 
 #: The loader methods that decide what code a file gives. A loader class that overrides
@@ -79,15 +79,14 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     if path is None:
         code = loader.get_code(mod_name)
         return code
-    directory = os.path.dirname(path)
     entry = _cache.get(path)
-    if entry is not None:
-        if _watch.quiet_since(directory, entry[2]):
-            # Nothing in its directory changed since its key was read.
-            with _lock:
-                if path in _cache:
-                    _cache.move_to_end(path)
-            return entry[1]
+    if entry is not None and _watch.quiet_since(entry[3], entry[2]):
+        # Nothing in its directory changed since its key was read.
+        with _lock:
+            if path in _cache:
+                _cache.move_to_end(path)
+        return entry[1]
+    directory = os.path.dirname(path)
     checked = _watch.mark(directory)
     try:
         # Stat *before* reading: a file changed in between then has a key older than the
@@ -101,7 +100,7 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     with _lock:
         entry = _cache.get(path)
         if entry is not None and entry[0] == key:
-            _cache[path] = (key, entry[1], checked)
+            _cache[path] = (key, entry[1], checked, directory)
             _cache.move_to_end(path)
             return entry[1]
     if entry is None:
@@ -114,7 +113,7 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
     if code is None:
         return None
     with _lock:
-        _cache[path] = (key, code, checked)
+        _cache[path] = (key, code, checked, directory)
         _cache.move_to_end(path)
         while len(_cache) > MAX_ENTRIES:
             _cache.popitem(last=False)

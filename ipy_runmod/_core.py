@@ -207,7 +207,10 @@ def _find_spec(mod_name: str, pkg_name: str) -> ModuleSpec | None:
     known = _specs.get(mod_name)
     if known is not None and known[0] == where and known[1] == meta:
         searched = where[: len(known[2])]
-        if known[3] is not None and all(_watch.quiet_since(d, known[3]) for d in searched):
+        for directory in searched:
+            if not _watch.quiet_since(directory, known[3]):
+                break
+        else:
             return known[4]
         epoch = _marked(searched)
         if known[2] == _mtimes(searched):
