@@ -41,7 +41,8 @@ class RunModule(ModuleType):
 
 #: Guards the tables below: runs in other threads note and refresh too.
 _LOCK = threading.RLock()
-#: name -> the module object last seen under that name (every module, user or not).
+#: name -> the module object last seen under that name (every module, user or not), as
+#: `_noted` gives it.
 _seen: dict[str, object] = {}
 #: name -> (module, source path, (st_mtime_ns, st_size) when it was first seen, directory).
 _user: dict[str, tuple[ModuleType, str, tuple[int, int], str]] = {}
@@ -99,9 +100,18 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def _noted(module: object) -> object:
+    """What is noted of a module seen: itself, or for any run's module the class RunModule.
+
+    A run's module replacing another's under its name is no import, and noting it must
+    not keep the old one, and its namespace, alive.
+    """
+    return RunModule if isinstance(module, RunModule) else module
+
+
 def _see(name: str, module: object) -> None:
     global _directories_added
-    _seen[name] = module
+    _seen[name] = _noted(module)
     path = _user_source(name, module)
     if path is not None:
         directory = os.path.dirname(path)
@@ -126,7 +136,8 @@ def note_imports() -> None:
     number of entries and the last one are as they were, nothing was imported: the
     usual case costs no walk over sys.modules. Otherwise the entries are walked from
     the end back to the first one seen before; an entry replaced in place (a run's
-    module registered under its name again) is seen when it is the last one too.
+    module registered under its name again) is seen when it is the last one too, unless
+    it replaced another run's module.
     """
     with _LOCK:
         _note_imports()
@@ -137,7 +148,7 @@ def _note_imports() -> None:
     modules = sys.modules
     last = next(reversed(modules.items()), (None, None))
     count, last_name, last_module = _last_look
-    if count == len(modules) and last_name == last[0] and last_module is last[1]:
+    if count == len(modules) and last_name == last[0] and last_module is _noted(last[1]):
         return
     try:
         new = _new_entries(reversed(modules.items()))
@@ -154,14 +165,14 @@ def _note_imports() -> None:
         live = {directory for _, _, _, directory in _user.values()}
         for directory in [d for d in _checked if d not in live]:
             del _checked[directory]
-    _last_look = (len(modules), *last)
+    _last_look = (len(modules), last[0], _noted(last[1]))
 
 
 def _new_entries(entries: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
     """The entries, from the last, up to the first one seen at the last look."""
     new = []
     for name, module in entries:
-        if _seen.get(name) is module:
+        if _seen.get(name) is _noted(module):
             break  # this one and all before it were there at the last look
         new.append((name, module))
     return new
