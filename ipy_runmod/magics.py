@@ -396,7 +396,9 @@ class RunModMagics(Magics):
     ).tag(config=True)
     show_time = Bool(False, help="Print each run's times (-t).").tag(config=True)
     keep_state = Bool(
-        False, help="Let runs change cwd, sys.path, os.environ, warnings, logging (--keep-state)."
+        False,
+        help="Let runs change cwd, sys.path, os.environ, warnings, logging, builtins "
+        "(--keep-state).",
     ).tag(config=True)
 
     @magic_arguments()
@@ -431,7 +433,8 @@ class RunModMagics(Magics):
         "--keep-state",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="Let the module's changes to cwd, sys.path, os.environ, warnings and logging stay.",
+        help="Let the module's changes to cwd, sys.path, os.environ, warnings, logging and "
+        "builtins stay.",
     )
     @argument(
         "--alter-sys",

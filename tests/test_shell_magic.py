@@ -639,6 +639,7 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGUSR1, lambda *a: None)
 gettext.install("tampers")  # sets builtins._
 builtins.print_all = print
+builtins.input = print  # a name that was there, rebound
 sys.displayhook = sys.excepthook = print
 print("to stdout")
 with sys.stdout:  # as json.tool does with its output
@@ -680,7 +681,7 @@ def test_the_session_is_safe_from_the_module(
         if keep:  # left as the module set it up, as the README says of --keep-state
             assert after[0] == str(make_package.root / name) and after[2] == "1"
             assert after[1][0] == after[0] and after[3][0][0] == "ignore"
-            assert "_" in after[5] and "print_all" in after[5]
+            assert "_" in after[5] and "print_all" in after[5] and after[5]["input"] is print
         else:
             assert after == before
     finally:
@@ -693,6 +694,22 @@ def test_the_session_is_safe_from_the_module(
         logging.getLogger().handlers[:] = before[4][1]
         for name in set(vars(builtins)) - set(before[5]):
             del vars(builtins)[name]
+        vars(builtins).update(before[5])
+
+
+def test_a_builtin_only_rebound_is_the_sessions_again(
+    ip: InteractiveShell, make_package: Any
+) -> None:
+    """README, Guarantees: `builtins` as it was, also when no name was added or deleted."""
+    name = make_package(
+        {"__init__.py": "", "rebinds.py": "import builtins\nbuiltins.input = print\n"}
+    )
+    real = builtins.input
+    try:
+        assert cell(ip, f"%runmod {name}.rebinds").success
+        assert builtins.input is real
+    finally:
+        builtins.input = real
 
 
 def test_json_tool_like_python_m(ip: InteractiveShell, tmp_path: Any, capsys: Any) -> None:
