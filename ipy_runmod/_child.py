@@ -59,15 +59,28 @@ def _send(writer: IO[bytes], message: tuple[Any, ...]) -> None:
     writer.flush()
 
 
-def _loaded(values: Mapping[str, bytes]) -> dict[str, Any]:
-    """Each value unpickled; one that cannot be (its class is the notebook's) is left out."""
+def _loaded(values: Mapping[str, bytes], left_out: dict[str, str]) -> dict[str, Any]:
+    """Each value unpickled; one that cannot be (its class is the notebook's) is left out,
+    and why is noted in `left_out`."""
     loaded: dict[str, Any] = {}
     for name, data in values.items():
         try:
             loaded[name] = pickle.loads(data)
-        except Exception:
-            pass
+        except Exception as e:
+            left_out[name] = f"it does not unpickle in a fresh process ({type(e).__name__}: {e})"
     return loaded
+
+
+def _say_why_left_out(exc: BaseException | None, left_out: Mapping[str, str]) -> None:
+    """A NameError for a notebook variable that did not cross says so, and why."""
+    if not isinstance(exc, NameError) or exc.name is None:
+        return
+    why = left_out.get(exc.name)
+    if why is not None:
+        exc.add_note(
+            f"{exc.name!r} is a notebook variable, left out of this run in a process of its "
+            f"own: {why}"
+        )
 
 
 def _traceback_text(exc: BaseException) -> str:
@@ -109,12 +122,14 @@ def main(read_fd: int, write_fd: int) -> None:
             _send(writer, ("error", _portable(e, request.module, {}), _traceback_text(e)))
             sys.exit(1)
         _send(writer, ("names", sorted(global_names(target.code))))
-        init_globals, parameters = pickle.load(reader)
-        request.init_globals = None if init_globals is None else _loaded(init_globals)
+        init_globals, parameters, left_out = pickle.load(reader)
+        if init_globals is not None:
+            request.init_globals = _loaded(init_globals, left_out)
         # As `python -m` has it: builtins the module, `exit` and `quit` site's own.
-        request.parameters = {"__builtins__": builtins, **_loaded(parameters)}
+        request.parameters = {"__builtins__": builtins, **_loaded(parameters, left_out)}
         result = _core._execute_here(request, target)
         exc = result.exception
+        _say_why_left_out(exc, left_out)
         text = None if exc is None or isinstance(exc, SystemExit) else _traceback_text(exc)
         _send(writer, ("result", pickle.dumps(result), text))
     if result.exit_code is not None:

@@ -76,8 +76,9 @@ def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
-def _pickled(values: Mapping[str, Any]) -> dict[str, bytes]:
-    """Each value pickled on its own; one that does not pickle is left out.
+def _pickled(values: Mapping[str, Any], left_out: dict[str, str]) -> dict[str, bytes]:
+    """Each value pickled on its own; one that does not pickle is left out, and why is
+    noted in `left_out`.
 
     Pickled without importing anything here: a class or function of a module that is
     not imported (one a `--no-alter-sys` run defined, say) leaves its value out rather
@@ -87,31 +88,33 @@ def _pickled(values: Mapping[str, Any]) -> dict[str, bytes]:
     for name, value in values.items():
         try:
             pickled[name] = dumps(value)
-        except Exception:
-            pass
+        except Exception as e:
+            left_out[name] = f"it does not pickle ({type(e).__name__}: {e})"
     return pickled
 
 
 def _inputs(
     request: _core.Request, names: list[str], parameters: Mapping[str, Any]
-) -> tuple[dict[str, bytes] | None, dict[str, bytes]]:
-    """The session's variables and parameters the module can refer to, pickled."""
+) -> tuple[dict[str, bytes] | None, dict[str, bytes], dict[str, str]]:
+    """The session's variables and parameters the module can refer to, pickled, and why
+    each one left out was."""
     wanted = [name for name in names if not _is_dunder(name)]
     given = {
         name: parameters[name]
         for name in wanted
         if name in parameters and _core.EXITS.get(name) is not parameters[name]
     }
+    left_out: dict[str, str] = {}
     namespace = request.init_globals
     if namespace is None:
-        return None, _pickled(given)
+        return None, _pickled(given, left_out), left_out
     skip = request.skip or _core._nothing
     shared = {
         name: namespace[name]
         for name in wanted
         if name in namespace and name not in given and not skip(name)
     }
-    return _pickled(shared), _pickled(given)
+    return _pickled(shared, left_out), _pickled(given, left_out), left_out
 
 
 def _how_it_ended(module: str, returncode: int) -> ProcessEnded:

@@ -86,6 +86,12 @@ print(sorted(res.merged), sorted(res.dropped), value, data)
         "NameError",
         "name 'lock' is not defined",
     )
+    # What the notebook shows says why (README, "In a process of its own").
+    assert reply.traceback.endswith(
+        "NameError: name 'lock' is not defined\n'lock' is a notebook variable, left out of "
+        "this run in a process of its own: it does not pickle (TypeError: cannot pickle "
+        "'_thread.lock' object)"
+    )
 
 
 def test_output_arrives_while_the_module_runs(kernel: Kernel, tmp_path: Path) -> None:

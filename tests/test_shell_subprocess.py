@@ -264,7 +264,34 @@ def test_a_variable_that_does_not_pickle_is_left_out(
     ip.user_ns["lock"] = threading.Lock()
     result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
     assert isinstance(result.error_in_exec, NameError)
-    assert "name 'lock' is not defined" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "name 'lock' is not defined" in shown
+    # ... and says why, under the error (README, "In a process of its own").
+    assert (
+        "'lock' is a notebook variable, left out of this run in a process of its own: "
+        "it does not pickle (TypeError: cannot pickle '_thread.lock' object)\n"
+    ) in shown
+
+
+def test_a_variable_that_does_not_unpickle_there_is_left_out(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    assert ip.run_cell("class Local:\n    pass\nlock = Local()").success
+    result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
+    assert isinstance(result.error_in_exec, NameError)
+    assert (
+        "'lock' is a notebook variable, left out of this run in a process of its own: "
+        "it does not unpickle in a fresh process (AttributeError: Can't get attribute 'Local'"
+    ) in capsys.readouterr().out
+
+
+def test_a_name_error_of_the_modules_own_says_nothing_more(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    ip.user_ns.pop("lock", None)
+    result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
+    assert isinstance(result.error_in_exec, NameError)
+    assert "notebook variable" not in capsys.readouterr().out
 
 
 def test_only_the_names_the_module_uses_are_pickled(ip: InteractiveShell, pkg: str) -> None:
