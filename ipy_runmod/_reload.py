@@ -169,10 +169,14 @@ def _note_imports() -> None:
 
 
 def _new_entries(entries: Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
-    """The entries, from the last, up to the first one seen at the last look."""
+    """The entries, from the last, up to the first one seen at the last look.
+
+    A run's module is never where the walk stops: looked past when a module is found
+    again, it is put back at the end, after what was imported meanwhile.
+    """
     new = []
     for name, module in entries:
-        if _seen.get(name) is _noted(module):
+        if _seen.get(name) is module and not isinstance(module, RunModule):
             break  # this one and all before it were there at the last look
         new.append((name, module))
     return new
