@@ -198,11 +198,14 @@ def _refresh_changed() -> list[str]:
     global _all_quiet_at
     _note_imports()
     _watch.poll()
-    if _all_quiet_at == (_watch.epoch(), _directories_added):
+    # Read once, before the directories are: a poll by another thread's run meanwhile
+    # may take in an event that this check does not look at.
+    now = (_watch.epoch(), _directories_added)
+    if _all_quiet_at == now:
         return []
     quiet = {d for d, epoch in _checked.items() if _watch.quiet_since(d, epoch)}
     if len(quiet) == len(_checked):
-        _all_quiet_at = (_watch.epoch(), _directories_added)
+        _all_quiet_at = now
         return []
     changed: set[str] = set()
     gone: list[str] = []

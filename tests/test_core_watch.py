@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from ipy_runmod import _watch, run
+from ipy_runmod import Request, _watch, execute, run
 
 pytestmark = [
     pytest.mark.core,
@@ -149,3 +149,37 @@ def test_a_helper_no_watch_vouches_for_is_checked_once_all_else_is_quiet(
         sys.path.remove(str(tmp_path / "link"))
         for mod in [m for m in sys.modules if m.partition(".")[0] == "rmlinkhelp"]:
             del sys.modules[mod]
+
+
+def test_an_edit_taken_in_by_another_threads_check_is_not_lost(
+    make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs in two threads: while one checks the helper's directory, the helper is saved
+    and the other run's check takes in the event. The run checking may not see the edit;
+    the next one must."""
+    name = make_package({"__init__.py": "", "helper.py": "VALUE = 1\n"})
+    name_m = make_package(
+        {"__init__.py": "", "m.py": f"from {name} import helper\nx = helper.VALUE\n"}
+    )
+    helper_dir = str(Path(make_package.root, name))  # type: ignore[attr-defined]
+
+    def run_m() -> object:
+        return execute(Request(f"{name_m}.m", reload=True)).globals["x"]
+
+    assert run_m() == 1
+    assert run_m() == 1  # found quiet
+    other = make_package({"__init__.py": "", "m.py": ""})
+    run(f"{other}.m")  # a new directory watched: the next check looks at each one
+    checking = _watch.quiet_since
+
+    def while_checked(directory: str, epoch: int | None) -> bool:
+        quiet = checking(directory, epoch)
+        if directory == helper_dir and Path(helper_dir, "helper.py").read_text() == "VALUE = 1\n":
+            Path(helper_dir, "helper.py").write_text("VALUE = 2\n")
+            _watch.poll()  # as another thread's run, finding its module, does
+        return quiet
+
+    monkeypatch.setattr(_watch, "quiet_since", while_checked)
+    run_m()
+    monkeypatch.undo()
+    assert run_m() == 2  # as python -m, which imports the helper as it is now
