@@ -42,7 +42,7 @@ MAX_ENTRIES = 128
 _Key = tuple[int, int, int, int, int]
 
 #: Source path -> (key of the file the code was compiled from, code, the `_watch` epoch of
-#: the key's stat, the file's directory), least recent first.
+#: the key's stat, what `_watch.directory_of` gives for the file), least recent first.
 _cache: OrderedDict[str, tuple[_Key, CodeType, int | None, str]] = OrderedDict()
 _lock = threading.Lock()
 
@@ -86,7 +86,7 @@ def get_code(mod_name: str, spec: ModuleSpec) -> CodeType | None:
             if path in _cache:
                 _cache.move_to_end(path)
         return entry[1]
-    directory = os.path.dirname(path)
+    directory = _watch.directory_of(path)
     checked = _watch.mark(directory)
     try:
         # Stat *before* reading: a file changed in between then has a key older than the

@@ -114,7 +114,7 @@ def _see(name: str, module: object) -> None:
     _seen[name] = _noted(module)
     path = _user_source(name, module)
     if path is not None:
-        directory = os.path.dirname(path)
+        directory = _watch.directory_of(path)
         epoch = _watch.mark(directory)  # watched before the stamp is read
         stamp = _stamp(path)
         if stamp is not None:

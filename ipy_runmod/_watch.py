@@ -12,7 +12,8 @@ The callers keep their own `stat` checks, which decide; this module only tells w
 they may be skipped, and says "not quiet" whenever it cannot be sure:
 
 - only absolute paths with no symbolic link in them, on local filesystems (a change made
-  by another machine on a network filesystem reaches no inotify queue here);
+  by another machine on a network filesystem reaches no inotify queue here); a file that
+  is itself a link is checked by `stat` every time (`directory_of`);
 - each ancestor is watched for being moved or deleted, so a project directory moved
   away (and another put in its place) is noticed;
 - a lost watch, an overflowing queue or an unmounted filesystem forgets everything: the
@@ -34,7 +35,7 @@ import termios
 import threading
 from typing import Any
 
-__all__ = ["epoch", "mark", "never", "poll", "quiet_since"]
+__all__ = ["directory_of", "epoch", "mark", "never", "poll", "quiet_since"]
 
 #: Filesystems whose every change goes through this machine's kernel.
 _LOCAL = frozenset(
@@ -63,6 +64,13 @@ _LOST = 0x400 | 0x800 | 0x2000 | 0x4000 | 0x8000  # ... unmount, q_overflow, ign
 def quiet_since(directory: str, epoch: int | None) -> bool:
     """Nothing in `directory` changed since `mark` gave `epoch` (call `poll` first)."""
     return epoch is not None and directory in _watched and _changed_at[directory] <= epoch
+
+
+def directory_of(path: str) -> str:
+    """What to `mark` for a check of the file `path`: its directory; or, for a file that
+    is a symbolic link, whose target's edits reach no watch of that directory, the path
+    itself, which no watch vouches for (it is not its own real path)."""
+    return path if os.path.islink(path) else os.path.dirname(path)
 
 
 def epoch() -> int:

@@ -183,3 +183,36 @@ def test_an_edit_taken_in_by_another_threads_check_is_not_lost(
     run_m()
     monkeypatch.undo()
     assert run_m() == 2  # as python -m, which imports the helper as it is now
+
+
+def test_a_module_file_that_is_a_link_is_read_afresh_once_edited(
+    make_package: MakePackage, tmp_path: Path
+) -> None:
+    """An edit of the link's target reaches no watch of the link's directory."""
+    target = tmp_path / "elsewhere" / "m.py"
+    target.parent.mkdir()
+    target.write_text("x = 1\n")
+    name = make_package({"__init__.py": ""})
+    Path(make_package.root, name, "m.py").symlink_to(target)  # type: ignore[attr-defined]
+    assert run(f"{name}.m")["x"] == 1
+    assert run(f"{name}.m")["x"] == 1  # now from memory
+    target.write_text("x = 22\n")
+    assert run(f"{name}.m")["x"] == 22 == by_runpy(f"{name}.m")
+
+
+def test_a_helper_file_that_is_a_link_is_imported_afresh_once_edited(
+    make_package: MakePackage, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere" / "helper.py"
+    target.parent.mkdir()
+    target.write_text("VALUE = 1\n")
+    name = make_package({"__init__.py": "", "m.py": "from . import helper\nx = helper.VALUE\n"})
+    Path(make_package.root, name, "helper.py").symlink_to(target)  # type: ignore[attr-defined]
+
+    def run_m() -> object:
+        return execute(Request(f"{name}.m", reload=True)).globals["x"]
+
+    assert run_m() == 1
+    assert run_m() == 1  # its directory found quiet
+    target.write_text("VALUE = 22\n")
+    assert run_m() == 22  # as python -m, which imports the helper as it is now
