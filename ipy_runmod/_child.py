@@ -25,7 +25,7 @@ from types import CodeType
 from typing import IO, Any
 
 from . import _core, _session, _watch
-from ._result import _portable
+from ._result import _portable, _why
 
 __all__ = ["global_names", "main"]
 
@@ -67,20 +67,18 @@ def _loaded(values: Mapping[str, bytes], left_out: dict[str, str]) -> dict[str, 
         try:
             loaded[name] = pickle.loads(data)
         except Exception as e:
-            left_out[name] = f"it does not unpickle in a fresh process ({type(e).__name__}: {e})"
+            left_out[name] = f"pickled, but cannot be unpickled in the run's process: {_why(e)}"
     return loaded
 
 
 def _say_why_left_out(exc: BaseException | None, left_out: Mapping[str, str]) -> None:
-    """A NameError for a notebook variable that did not cross says so, and why."""
+    """A NameError for a variable of the notebook (or the cell) that did not cross says
+    so, and why."""
     if not isinstance(exc, NameError) or exc.name is None:
         return
     why = left_out.get(exc.name)
     if why is not None:
-        exc.add_note(
-            f"{exc.name!r} is a notebook variable, left out of this run in a process of its "
-            f"own: {why}"
-        )
+        exc.add_note(f"{exc.name!r} was left out of this run in a process of its own ({why})")
 
 
 def _traceback_text(exc: BaseException) -> str:

@@ -275,7 +275,10 @@ def dumps(
 
 def _why(error: BaseException) -> str:
     """The error as one line ("TypeError: cannot pickle 'module' object"), shortened."""
-    text = f"{type(error).__name__}: {error}"
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # its own __str__ failed
+        text = f"{type(error).__name__}: <unprintable {type(error).__qualname__}>"
     return text if len(text) <= 200 else text[:199] + "…"
 
 

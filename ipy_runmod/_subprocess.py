@@ -44,7 +44,7 @@ from importlib.machinery import ModuleSpec
 from typing import IO, Any
 
 from . import _core
-from ._result import ProcessEnded, RunResult, _exception_from, dumps, format_seconds
+from ._result import ProcessEnded, RunResult, _exception_from, _why, dumps, format_seconds
 
 __all__ = ["GRACE", "discard_spare", "plan_in_subprocess", "run_in_subprocess"]
 
@@ -89,7 +89,7 @@ def _pickled(values: Mapping[str, Any], left_out: dict[str, str]) -> dict[str, b
         try:
             pickled[name] = dumps(value)
         except Exception as e:
-            left_out[name] = f"it does not pickle ({type(e).__name__}: {e})"
+            left_out[name] = f"not picklable: {_why(e)}"
     return pickled
 
 

@@ -88,9 +88,8 @@ print(sorted(res.merged), sorted(res.dropped), value, data)
     )
     # What the notebook shows says why (README, "In a process of its own").
     assert reply.traceback.endswith(
-        "NameError: name 'lock' is not defined\n'lock' is a notebook variable, left out of "
-        "this run in a process of its own: it does not pickle (TypeError: cannot pickle "
-        "'_thread.lock' object)"
+        "NameError: name 'lock' is not defined\n'lock' was left out of this run in a process "
+        "of its own (not picklable: TypeError: cannot pickle '_thread.lock' object)"
     )
 
 

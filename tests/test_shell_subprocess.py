@@ -268,8 +268,8 @@ def test_a_variable_that_does_not_pickle_is_left_out(
     assert "name 'lock' is not defined" in shown
     # ... and says why, under the error (README, "In a process of its own").
     assert (
-        "'lock' is a notebook variable, left out of this run in a process of its own: "
-        "it does not pickle (TypeError: cannot pickle '_thread.lock' object)\n"
+        "'lock' was left out of this run in a process of its own "
+        "(not picklable: TypeError: cannot pickle '_thread.lock' object)\n"
     ) in shown
 
 
@@ -280,8 +280,29 @@ def test_a_variable_that_does_not_unpickle_there_is_left_out(
     result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
     assert isinstance(result.error_in_exec, NameError)
     assert (
-        "'lock' is a notebook variable, left out of this run in a process of its own: "
-        "it does not unpickle in a fresh process (AttributeError: Can't get attribute 'Local'"
+        "'lock' was left out of this run in a process of its own (pickled, but cannot be "
+        "unpickled in the run's process: AttributeError: Can't get attribute 'Local'"
+    ) in capsys.readouterr().out
+
+
+def test_a_variable_whose_pickling_error_cannot_be_printed_is_left_out_all_the_same(
+    ip: InteractiveShell, pkg: str, capsys: Any
+) -> None:
+    code = (
+        "class Unprintable(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise RuntimeError('no')\n"
+        "class Refuses:\n"
+        "    def __reduce__(self):\n"
+        "        raise Unprintable()\n"
+        "lock = Refuses()"
+    )
+    assert ip.run_cell(code).success
+    result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
+    assert isinstance(result.error_in_exec, NameError)
+    assert (
+        "'lock' was left out of this run in a process of its own "
+        "(not picklable: Unprintable: <unprintable Unprintable>)\n"
     ) in capsys.readouterr().out
 
 
@@ -291,7 +312,7 @@ def test_a_name_error_of_the_modules_own_says_nothing_more(
     ip.user_ns.pop("lock", None)
     result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
     assert isinstance(result.error_in_exec, NameError)
-    assert "notebook variable" not in capsys.readouterr().out
+    assert "left out" not in capsys.readouterr().out
 
 
 def test_only_the_names_the_module_uses_are_pickled(ip: InteractiveShell, pkg: str) -> None:
