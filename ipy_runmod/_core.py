@@ -241,9 +241,12 @@ def _find_spec_afresh(mod_name: str, kept: ModuleType | None) -> ModuleSpec | No
         spec = importlib.util.find_spec(mod_name)
         return spec
     finally:
-        # Put back unless what is found now is another file (a module turned package).
+        # Put back unless what is found now is another file (a module turned package),
+        # and then no longer kept either.
         if spec is None or spec.origin == _origin(kept):
             sys.modules.setdefault(mod_name, kept)
+        elif _kept.get(mod_name) is kept:
+            del _kept[mod_name]
 
 
 def has_main_guard(spec: ModuleSpec) -> bool:

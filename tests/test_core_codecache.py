@@ -156,9 +156,13 @@ def test_a_module_turned_into_a_package_is_picked_up(make_package: MakePackage) 
     kept = sys.modules.pop(f"{name}.m")
     assert runpy.run_module(f"{name}.m")["x"] == "package"
     sys.modules[f"{name}.m"] = kept
+    gone = weakref.ref(kept)
+    del kept
     result = run(f"{name}.m")
     assert result["x"] == "package"
     assert result.run_name == f"{name}.m.__main__"
+    gc.collect()
+    assert gone() is None  # the module's run is no longer kept for the module it was
 
 
 def test_a_deleted_file_does_not_run_from_the_cache(make_package: MakePackage) -> None:
