@@ -13,7 +13,7 @@ they may be skipped, and says "not quiet" whenever it cannot be sure:
 
 - only absolute paths with no symbolic link in them, on local filesystems (a change made
   by another machine on a network filesystem reaches no inotify queue here); a file that
-  is itself a link is checked by `stat` every time (`directory_of`);
+  is itself a link, symbolic or hard, is checked by `stat` every time (`directory_of`);
 - each ancestor is watched for being moved or deleted, so a project directory moved
   away (and another put in its place) is noticed;
 - a lost watch, an overflowing queue or an unmounted filesystem forgets everything: the
@@ -30,6 +30,7 @@ import array
 import fcntl
 import os
 import re
+import stat
 import sys
 import termios
 import threading
@@ -67,10 +68,17 @@ def quiet_since(directory: str, epoch: int | None) -> bool:
 
 
 def directory_of(path: str) -> str:
-    """What to `mark` for a check of the file `path`: its directory; or, for a file that
-    is a symbolic link, whose target's edits reach no watch of that directory, the path
-    itself, which no watch vouches for (it is not its own real path)."""
-    return path if os.path.islink(path) else os.path.dirname(path)
+    """What to `mark` for a check of the file `path`: its directory; or, for a link, the
+    path itself, which no watch vouches for (it is not a directory's real path).
+
+    An edit made through another name of the file (a symbolic link's target, another hard
+    link) reaches no watch of this directory.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return path  # gone: nothing to vouch for
+    return path if stat.S_ISLNK(st.st_mode) or st.st_nlink > 1 else os.path.dirname(path)
 
 
 def epoch() -> int:

@@ -216,3 +216,17 @@ def test_a_helper_file_that_is_a_link_is_imported_afresh_once_edited(
     assert run_m() == 1  # its directory found quiet
     target.write_text("VALUE = 22\n")
     assert run_m() == 22  # as python -m, which imports the helper as it is now
+
+
+def test_a_module_file_with_another_hard_link_is_read_afresh_once_edited_through_it(
+    make_package: MakePackage, tmp_path: Path
+) -> None:
+    """Written in place through its other name: no event in the module's directory."""
+    name = make_package({"__init__.py": "", "m.py": "x = 1\n"})
+    other = tmp_path / "other_name.py"
+    other.hardlink_to(Path(make_package.root, name, "m.py"))  # type: ignore[attr-defined]
+    assert run(f"{name}.m")["x"] == 1
+    assert run(f"{name}.m")["x"] == 1  # now from memory
+    with open(other, "r+") as f:  # the same inode, as an editor saving in place
+        f.write("x = 2\n")
+    assert run(f"{name}.m")["x"] == 2 == by_runpy(f"{name}.m")
