@@ -273,37 +273,37 @@ def test_a_variable_that_does_not_pickle_is_left_out(
     ) in shown
 
 
-def test_a_variable_that_does_not_unpickle_there_is_left_out(
-    ip: InteractiveShell, pkg: str, capsys: Any
-) -> None:
-    assert ip.run_cell("class Local:\n    pass\nlock = Local()").success
-    result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
-    assert isinstance(result.error_in_exec, NameError)
-    assert (
-        "'lock' was left out of this run in a process of its own (pickled, but cannot be "
-        "unpickled in the run's process: AttributeError: Can't get attribute 'Local'"
-    ) in capsys.readouterr().out
+UNPRINTABLE = """\
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError('no')
+class Refuses:
+    def __reduce__(self):
+        raise Unprintable()
+lock = Refuses()
+"""
 
 
-def test_a_variable_whose_pickling_error_cannot_be_printed_is_left_out_all_the_same(
-    ip: InteractiveShell, pkg: str, capsys: Any
+@pytest.mark.parametrize(
+    ("notebook", "why"),
+    [
+        (
+            "class Local:\n    pass\nlock = Local()",
+            "(pickled, but cannot be unpickled in the run's process: AttributeError: "
+            "Can't get attribute 'Local'",
+        ),
+        (UNPRINTABLE, "(not picklable: Unprintable: <unprintable Unprintable>)\n"),
+    ],
+    ids=["does-not-unpickle-there", "its-pickling-error-cannot-print"],
+)
+def test_a_variable_left_out_says_why(
+    ip: InteractiveShell, pkg: str, capsys: Any, notebook: str, why: str
 ) -> None:
-    code = (
-        "class Unprintable(Exception):\n"
-        "    def __str__(self):\n"
-        "        raise RuntimeError('no')\n"
-        "class Refuses:\n"
-        "    def __reduce__(self):\n"
-        "        raise Unprintable()\n"
-        "lock = Refuses()"
-    )
-    assert ip.run_cell(code).success
+    assert ip.run_cell(notebook).success
     result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
     assert isinstance(result.error_in_exec, NameError)
-    assert (
-        "'lock' was left out of this run in a process of its own "
-        "(not picklable: Unprintable: <unprintable Unprintable>)\n"
-    ) in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"'lock' was left out of this run in a process of its own {why}" in shown
 
 
 def test_a_name_error_of_the_modules_own_says_nothing_more(
