@@ -52,7 +52,7 @@ _watched: dict[str, int] = {}
 _dir_of: dict[int, str] = {}  #: watch -> the directory whose contents it reports
 #: directory -> the epoch of its last event (or of the moment it was first watched).
 _changed_at: dict[str, int] = {}
-_unwatchable: set[str] = set()  #: directories found unwatchable, not tried again
+_unwatchable: set[str] = set()  #: paths found unwatchable (links too), not tried again
 _pending = array.array("i", [0])
 
 # inotify(7)'s event bits.
@@ -69,7 +69,7 @@ def quiet_since(directory: str, epoch: int | None) -> bool:
 
 def directory_of(path: str) -> str:
     """What to `mark` for a check of the file `path`: its directory; or, for a link, the
-    path itself, which no watch vouches for (it is not a directory's real path).
+    path itself, which no watch vouches for (watches are of real directories only).
 
     An edit made through another name of the file (a symbolic link's target, another hard
     link) reaches no watch of this directory.
