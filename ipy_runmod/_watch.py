@@ -68,8 +68,8 @@ def quiet_since(directory: str, epoch: int | None) -> bool:
 
 
 def directory_of(path: str) -> str:
-    """What to `mark` for a check of the file `path`: its directory; or, for a link, the
-    path itself, which no watch vouches for (watches are of real directories only).
+    """What to `mark` for a check of the file `path`: its directory; or, for a link (or a
+    file gone), the path itself, noted as unwatchable.
 
     An edit made through another name of the file (a symbolic link's target, another hard
     link) reaches no watch of this directory.
@@ -77,8 +77,11 @@ def directory_of(path: str) -> str:
     try:
         st = os.lstat(path)
     except OSError:
-        return path  # gone: nothing to vouch for
-    return path if stat.S_ISLNK(st.st_mode) or st.st_nlink > 1 else os.path.dirname(path)
+        st = None
+    if st is not None and not stat.S_ISLNK(st.st_mode) and st.st_nlink == 1:
+        return os.path.dirname(path)
+    _unwatchable.add(path)
+    return path
 
 
 def epoch() -> int:

@@ -256,23 +256,6 @@ def test_only_exclude_and_dropped(ip: InteractiveShell, pkg: str) -> None:
     assert "data" not in res.merged and "value" in res.merged
 
 
-def test_a_variable_that_does_not_pickle_is_left_out(
-    ip: InteractiveShell, pkg: str, capsys: Any
-) -> None:
-    import threading
-
-    ip.user_ns["lock"] = threading.Lock()
-    result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
-    assert isinstance(result.error_in_exec, NameError)
-    shown = capsys.readouterr().out
-    assert "name 'lock' is not defined" in shown
-    # ... and says why, under the error (README, "In a process of its own").
-    assert (
-        "'lock' was left out of this run in a process of its own "
-        "(not picklable: TypeError: cannot pickle '_thread.lock' object)\n"
-    ) in shown
-
-
 UNPRINTABLE = """\
 class Unprintable(Exception):
     def __str__(self):
@@ -288,13 +271,17 @@ lock = Refuses()
     ("notebook", "why"),
     [
         (
+            "import threading\nlock = threading.Lock()",
+            "(not picklable: TypeError: cannot pickle '_thread.lock' object)\n",
+        ),
+        (
             "class Local:\n    pass\nlock = Local()",
             "(pickled, but cannot be unpickled in the run's process: AttributeError: "
             "Can't get attribute 'Local'",
         ),
         (UNPRINTABLE, "(not picklable: Unprintable: <unprintable Unprintable>)\n"),
     ],
-    ids=["does-not-unpickle-there", "its-pickling-error-cannot-print"],
+    ids=["does-not-pickle", "does-not-unpickle-there", "its-pickling-error-cannot-print"],
 )
 def test_a_variable_left_out_says_why(
     ip: InteractiveShell, pkg: str, capsys: Any, notebook: str, why: str
@@ -303,6 +290,8 @@ def test_a_variable_left_out_says_why(
     result = ip.run_cell(f"%runmod --subprocess {pkg}.uses_lock")
     assert isinstance(result.error_in_exec, NameError)
     shown = capsys.readouterr().out
+    assert "NameError: name 'lock' is not defined\n" in shown
+    # ... and says why, under the error (README, "In a process of its own").
     assert f"'lock' was left out of this run in a process of its own {why}" in shown
 
 
